@@ -1,0 +1,25 @@
+PYTHON ?= python
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install install-test demo test test-slow lint
+
+install:
+	$(PIP) install -e ".[cpu]"
+
+install-test:
+	$(PIP) install -e ".[cpu,test]"
+
+# Train Mask R-CNN from scratch on synthetic shapes (CPU), evaluate it and write detection PNGs.
+demo: install
+	$(PYTHON) samples/shapes.py train --logs logs/demo --weights none
+	$(PYTHON) samples/shapes.py evaluate --logs logs/demo --weights last --out logs/demo/metrics.json
+	$(PYTHON) samples/shapes.py detect --logs logs/demo --weights last --out logs/demo/detections
+
+test: install-test
+	$(PYTHON) -m pytest -m "not slow" -q
+
+test-slow: install-test
+	$(PYTHON) -m pytest -m slow -q
+
+lint:
+	$(PYTHON) -m ruff check mrcnn unet localization samples tests benchmarks

@@ -1,0 +1,136 @@
+"""The Matterport ``Dataset`` API: a registry of classes and images from one or more sources.
+
+Subclass it, register classes and images in a ``load_*`` method, override ``load_mask`` (and
+optionally ``load_image`` / ``image_reference``), then call ``prepare()``::
+
+    class BalloonDataset(Dataset):
+        def load_balloon(self, dataset_dir, subset):
+            self.add_class("balloon", 1, "balloon")
+            self.add_image("balloon", image_id="a.jpg", path=".../a.jpg", polygons=[...])
+
+        def load_mask(self, image_id):
+            ...  # bool[H, W, N], int32[N]
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """An image or annotation of a dataset cannot be used (names the image and the problem)."""
+
+
+class Dataset:
+    """Base class for dataset classes. Image ids are the contiguous ints of ``image_ids``."""
+
+    def __init__(self, class_map: dict | None = None) -> None:
+        self._image_ids: np.ndarray = np.array([], dtype=np.int64)
+        self.image_info: list[dict[str, Any]] = []
+        # Background is always the first class.
+        self.class_info: list[dict[str, Any]] = [{"source": "", "id": 0, "name": "BG"}]
+        self.source_class_ids: dict[str, list[int]] = {}
+
+    # ----------------------------------------------------------------------------------------
+    # Registration
+    def add_class(self, source: str, class_id: int, class_name: str) -> None:
+        """Register a class of ``source`` with its id in that source (0 is reserved for BG)."""
+        if "." in source:
+            raise DatasetError(f"source name {source!r} cannot contain a dot")
+        for info in self.class_info:
+            if info["source"] == source and info["id"] == class_id:
+                return  # already registered
+        self.class_info.append({"source": source, "id": class_id, "name": class_name})
+
+    def add_image(self, source: str, image_id: Any, path: str | Path | None, **kwargs: Any) -> None:
+        """Register an image; extra keyword arguments are kept in ``image_info`` for loaders."""
+        info = {"id": image_id, "source": source, "path": None if path is None else str(path)}
+        info.update(kwargs)
+        self.image_info.append(info)
+
+    def image_reference(self, image_id: int) -> str:
+        """A link or path that identifies the image (override to point to the source)."""
+        return self.image_info[image_id].get("path") or str(self.image_info[image_id]["id"])
+
+    def prepare(self, class_map: dict | None = None) -> None:
+        """Build the contiguous ids and the source maps. Call after all add_* calls."""
+
+        def clean_name(name: str) -> str:
+            return ",".join(name.split(",")[:1])
+
+        self.num_classes = len(self.class_info)
+        self.class_ids = np.arange(self.num_classes)
+        self.class_names = [clean_name(c["name"]) for c in self.class_info]
+        self.num_images = len(self.image_info)
+        self._image_ids = np.arange(self.num_images)
+
+        self.class_from_source_map = {
+            f"{info['source']}.{info['id']}": class_id
+            for info, class_id in zip(self.class_info, self.class_ids)
+        }
+        self.image_from_source_map = {
+            f"{info['source']}.{info['id']}": image_id
+            for info, image_id in zip(self.image_info, self.image_ids)
+        }
+        self.sources = sorted({info["source"] for info in self.class_info})
+        self.source_class_ids = {}
+        for source in self.sources:
+            # Background belongs to every source.
+            self.source_class_ids[source] = [
+                i for i, info in enumerate(self.class_info) if i == 0 or source == info["source"]
+            ]
+
+    # ----------------------------------------------------------------------------------------
+    # Lookups
+    @property
+    def image_ids(self) -> np.ndarray:
+        return self._image_ids
+
+    def map_source_class_id(self, source_class_id: str) -> int:
+        """Internal class id of a ``"source.id"`` string, e.g. ``"coco.12"`` -> 23."""
+        return self.class_from_source_map[source_class_id]
+
+    def get_source_class_id(self, class_id: int, source: str) -> int:
+        """The id a class has in its own source."""
+        info = self.class_info[class_id]
+        if info["source"] != source:
+            raise DatasetError(f"class {class_id} belongs to source {info['source']!r}, not {source!r}")
+        return info["id"]
+
+    def source_image_link(self, image_id: int) -> str | None:
+        """Path or URL of the image file."""
+        return self.image_info[image_id]["path"]
+
+    def active_class_ids(self, image_id: int) -> np.ndarray:
+        """int32[num_classes] with 1 for the classes of this image's source (and background)."""
+        active = np.zeros(self.num_classes, dtype=np.int32)
+        source = self.image_info[image_id]["source"]
+        active[self.source_class_ids.get(source, list(range(self.num_classes)))] = 1
+        return active
+
+    # ----------------------------------------------------------------------------------------
+    # Loading
+    def load_image(self, image_id: int) -> np.ndarray:
+        """uint8[H, W, 3] RGB. Grayscale is replicated to RGB; an alpha channel is dropped."""
+        from mrcnn.image_io import load_rgb_image
+
+        return load_rgb_image(self.image_info[image_id]["path"])
+
+    def load_mask(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """bool[H, W, N] instance masks and int32[N] class ids. Override in subclasses.
+
+        The default returns no instances (a background-only image), which is a valid training
+        sample: it teaches the RPN and the classifier what background looks like.
+        """
+        logger.warning(
+            "load_mask() is not overridden in %s; image %s has no instances",
+            type(self).__name__,
+            image_id,
+        )
+        return np.empty([0, 0, 0], dtype=bool), np.empty([0], np.int32)
