@@ -1,0 +1,44 @@
+"""Box/class head and mask head, applied to pooled ROIs; Matterport layer names.
+
+Both heads take ROIs flattened over the batch, [B * N, pool, pool, depth]; the caller reshapes
+back to [B, N, ...]. (Matterport wrapped each layer in TimeDistributed; the weights are the same.)
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from mrcnn.backbone import BatchNorm
+
+
+def build_classifier_head(num_classes: int, pool_size: int, depth: int, fc_size: int = 1024,
+                          frozen_bn: bool = True) -> keras.Model:
+    """Pooled [R, pool, pool, depth] -> (logits [R, C], probs [R, C], deltas [R, C, 4])."""
+    pooled = keras.Input(shape=(pool_size, pool_size, depth), name="input_pooled_rois")
+    x = layers.Conv2D(fc_size, pool_size, padding="valid", name="mrcnn_class_conv1")(pooled)
+    x = BatchNorm(frozen=frozen_bn, name="mrcnn_class_bn1")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(fc_size, 1, name="mrcnn_class_conv2")(x)
+    x = BatchNorm(frozen=frozen_bn, name="mrcnn_class_bn2")(x)
+    x = layers.Activation("relu")(x)
+    shared = layers.Reshape((fc_size,), name="pool_squeeze")(x)
+    logits = layers.Dense(num_classes, name="mrcnn_class_logits")(shared)
+    probs = layers.Activation("softmax", name="mrcnn_class")(logits)
+    x = layers.Dense(num_classes * 4, name="mrcnn_bbox_fc")(shared)
+    deltas = layers.Reshape((num_classes, 4), name="mrcnn_bbox")(x)
+    return keras.Model(pooled, [logits, probs, deltas], name="mrcnn_classifier_head")
+
+
+def build_mask_head(num_classes: int, pool_size: int, depth: int, conv_size: int = 256,
+                    frozen_bn: bool = True) -> keras.Model:
+    """Pooled [R, pool, pool, depth] -> per-class mask probabilities [R, 2*pool, 2*pool, C]."""
+    pooled = keras.Input(shape=(pool_size, pool_size, depth), name="input_pooled_mask_rois")
+    x = pooled
+    for i in range(1, 5):
+        x = layers.Conv2D(conv_size, 3, padding="same", name=f"mrcnn_mask_conv{i}")(x)
+        x = BatchNorm(frozen=frozen_bn, name=f"mrcnn_mask_bn{i}")(x)
+        x = layers.Activation("relu")(x)
+    x = layers.Conv2DTranspose(conv_size, 2, strides=2, activation="relu", name="mrcnn_mask_deconv")(x)
+    masks = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mrcnn_mask")(x)
+    return keras.Model(pooled, masks, name="mrcnn_mask_head")

@@ -1,0 +1,212 @@
+"""The Mask R-CNN network: builds every stage from a Config and runs training and inference.
+
+This is the one place that reads the Config; it passes explicit arguments to the layers.
+Training losses are computed in ``train_step`` and reported under Matterport's names.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import box_ops, losses
+from mrcnn.anchors import anchors_for_image_shape
+from mrcnn.backbone import build_resnet
+from mrcnn.config import BACKBONE_STAGE_BLOCKS, LOSS_NAMES, Config
+from mrcnn.detection import DetectionLayer
+from mrcnn.detection_targets import DetectionTargetLayer
+from mrcnn.fpn import build_fpn
+from mrcnn.heads import build_classifier_head, build_mask_head
+from mrcnn.proposal import ProposalLayer
+from mrcnn.roi_align import PyramidROIAlign
+from mrcnn.rpn import build_rpn_model, run_rpn
+
+# Offsets into the image_meta vector (see mrcnn.imaging.compose_image_meta).
+META_WINDOW = slice(7, 11)
+META_ACTIVE_CLASSES = slice(12, None)
+
+
+class MaskRCNNNetwork(keras.Model):
+    """Backbone + FPN + RPN + proposal + ROIAlign + heads, for training and inference.
+
+    Inference input (``call``): a dict with ``input_image`` float32[B, H, W, C] (molded),
+    ``input_image_meta`` float32[B, IMAGE_META_SIZE] and ``input_anchors`` float32[A, 4]
+    (normalized). Output: ``detections`` [B, D, (y1, x1, y2, x2, class_id, score)] normalized and
+    ``masks`` [B, D, mask_h, mask_w, NUM_CLASSES] probabilities.
+
+    Training input (``train_step``): the batches of :func:`mrcnn.data.build_dataset`.
+    """
+
+    def __init__(self, config: Config, **kwargs):
+        super().__init__(name=kwargs.pop("name", "mask_rcnn"), **kwargs)
+        self.config = config
+        frozen_bn = config.TRAIN_BN is False
+        self.backbone = self._build_backbone(config, frozen_bn)
+        depth = config.TOP_DOWN_PYRAMID_SIZE
+        self.fpn = build_fpn(self._backbone_channels, depth)
+        self.rpn = build_rpn_model(len(config.RPN_ANCHOR_RATIOS), depth, config.RPN_CONV_SIZE,
+                                   config.RPN_ANCHOR_STRIDE)
+        self.classifier_head = build_classifier_head(
+            config.NUM_CLASSES, config.POOL_SIZE, depth, config.FPN_CLASSIF_FC_LAYERS_SIZE, frozen_bn
+        )
+        self.mask_head = build_mask_head(
+            config.NUM_CLASSES, config.MASK_POOL_SIZE, depth, config.MASK_HEAD_CONV_SIZE, frozen_bn
+        )
+        self.roi_align_classifier = PyramidROIAlign(
+            (config.POOL_SIZE, config.POOL_SIZE), name="roi_align_classifier"
+        )
+        self.roi_align_mask = PyramidROIAlign(
+            (config.MASK_POOL_SIZE, config.MASK_POOL_SIZE), name="roi_align_mask"
+        )
+        proposal_args = dict(nms_threshold=config.RPN_NMS_THRESHOLD,
+                             pre_nms_limit=config.PRE_NMS_LIMIT,
+                             rpn_bbox_std_dev=np.ravel(config.RPN_BBOX_STD_DEV).tolist())
+        self.training_proposals = ProposalLayer(config.POST_NMS_ROIS_TRAINING,
+                                                name="ROI_training", **proposal_args)
+        self.inference_proposals = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, name="ROI",
+                                                 **proposal_args)
+        self.detection_targets = DetectionTargetLayer(
+            config.TRAIN_ROIS_PER_IMAGE, config.ROI_POSITIVE_RATIO,
+            np.ravel(config.BBOX_STD_DEV).tolist(), config.MASK_SHAPE, config.USE_MINI_MASK,
+            name="proposal_targets",
+        )
+        self.detection = DetectionLayer(
+            config.DETECTION_MAX_INSTANCES, config.DETECTION_MIN_CONFIDENCE,
+            config.DETECTION_NMS_THRESHOLD, np.ravel(config.BBOX_STD_DEV).tolist(),
+            name="mrcnn_detection",
+        )
+        # Training images all have IMAGE_SHAPE, so their anchors are one constant (not a weight).
+        self.training_anchors = tf.constant(anchors_for_image_shape(config, config.IMAGE_SHAPE))
+        self.loss_weights = {name: float(config.LOSS_WEIGHTS[name]) for name in LOSS_NAMES}
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss", *LOSS_NAMES, "weight_decay_loss")}
+
+    # ----------------------------------------------------------------------------------------
+    # Construction helpers
+    def _build_backbone(self, config: Config, frozen_bn: bool) -> keras.Model:
+        if callable(config.BACKBONE):
+            image = keras.Input(shape=(None, None, config.IMAGE_CHANNEL_COUNT), name="input_image")
+            features = list(config.BACKBONE(image, stage5=True, train_bn=not frozen_bn))[-4:]
+            model = keras.Model(image, features, name="backbone")
+        else:
+            blocks = config.BACKBONE_STAGE_BLOCKS or BACKBONE_STAGE_BLOCKS[config.BACKBONE]
+            model = build_resnet(blocks, config.BACKBONE_WIDTH, config.IMAGE_CHANNEL_COUNT,
+                                 frozen_bn, name="backbone")
+        self._backbone_channels = tuple(int(t.shape[-1]) for t in model.outputs)
+        return model
+
+    @property
+    def parts(self) -> list[keras.Model]:
+        """The weight-bearing sub-models, in the order their weights appear in checkpoints."""
+        return [self.backbone, self.fpn, self.rpn, self.classifier_head, self.mask_head]
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # ----------------------------------------------------------------------------------------
+    # Shared stages
+    def _pyramid(self, images, training):
+        features = self.backbone(images, training=training)
+        return self.fpn(features, training=training)
+
+    def _classify(self, rois, image_shape, feature_maps, training):
+        pooled = self.roi_align_classifier(rois, image_shape, feature_maps)
+        batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
+        flat = tf.reshape(pooled, [-1, *pooled.shape[2:]])
+        logits, probs, deltas = self.classifier_head(flat, training=training)
+        num_classes = self.config.NUM_CLASSES
+        return (tf.reshape(logits, [batch, count, num_classes]),
+                tf.reshape(probs, [batch, count, num_classes]),
+                tf.reshape(deltas, [batch, count, num_classes, 4]))
+
+    def _segment(self, rois, image_shape, feature_maps, training):
+        pooled = self.roi_align_mask(rois, image_shape, feature_maps)
+        batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
+        masks = self.mask_head(tf.reshape(pooled, [-1, *pooled.shape[2:]]), training=training)
+        return tf.reshape(masks, [batch, count, *masks.shape[1:]])
+
+    # ----------------------------------------------------------------------------------------
+    # Inference
+    def call(self, inputs, training=False):
+        images = inputs["input_image"]
+        image_shape = tf.shape(images)[1:3]
+        pyramid = self._pyramid(images, training=False)
+        _, rpn_probs, rpn_deltas = run_rpn(self.rpn, pyramid)
+        rois = self.inference_proposals(rpn_probs, rpn_deltas, inputs["input_anchors"])
+        _, probs, deltas = self._classify(rois, image_shape, pyramid[:4], training=False)
+        windows = box_ops.norm_boxes(inputs["input_image_meta"][:, META_WINDOW], image_shape)
+        detections = self.detection(rois, probs, deltas, windows)
+        masks = self._segment(detections[..., :4], image_shape, pyramid[:4], training=False)
+        return {"detections": detections, "masks": masks}
+
+    # ----------------------------------------------------------------------------------------
+    # Training
+    def compute_losses(self, batch, training: bool) -> dict[str, tf.Tensor]:
+        """The five unweighted losses for one training batch (Matterport's names)."""
+        images = batch["input_image"]
+        image_shape = tf.shape(images)[1:3]
+        pyramid = self._pyramid(images, training=training)
+        rpn_logits, rpn_probs, rpn_deltas = run_rpn(self.rpn, pyramid)
+        proposals = self.training_proposals(rpn_probs, rpn_deltas, self.training_anchors)
+        gt_boxes = box_ops.norm_boxes(batch["input_gt_boxes"], image_shape)
+        rois, target_class_ids, target_deltas, target_masks = self.detection_targets(
+            proposals, batch["input_gt_class_ids"], gt_boxes, batch["input_gt_masks"]
+        )
+        logits, _, deltas = self._classify(rois, image_shape, pyramid[:4], training)
+        # Positives occupy the first slots: the mask head runs on those only.
+        positives = self.detection_targets.max_positives
+        masks = self._segment(rois[:, :positives], image_shape, pyramid[:4], training)
+        valid_rois = tf.reduce_any(tf.not_equal(rois, 0.0), axis=-1)
+        active = batch["input_image_meta"][:, META_ACTIVE_CLASSES]
+        return {
+            "rpn_class_loss": losses.rpn_class_loss(batch["input_rpn_match"], rpn_logits),
+            "rpn_bbox_loss": losses.rpn_bbox_loss(batch["input_rpn_bbox"], batch["input_rpn_match"],
+                                                  rpn_deltas),
+            "mrcnn_class_loss": losses.mrcnn_class_loss(target_class_ids, logits, active, valid_rois),
+            "mrcnn_bbox_loss": losses.mrcnn_bbox_loss(target_deltas, target_class_ids, deltas),
+            "mrcnn_mask_loss": losses.mrcnn_mask_loss(target_masks, target_class_ids[:, :positives],
+                                                      masks),
+        }
+
+    def weight_decay_loss(self) -> tf.Tensor:
+        """Matterport's L2: WEIGHT_DECAY * mean(w**2) summed over weights, BN gamma/beta excluded."""
+        terms = [
+            tf.reduce_mean(tf.square(tf.cast(v, tf.float32)))
+            for v in self.trainable_variables
+            if v.name not in ("gamma", "beta")
+        ]
+        if not terms:
+            return tf.constant(0.0)
+        return self.config.WEIGHT_DECAY * tf.add_n(terms)
+
+    def _total(self, parts: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        decay = self.weight_decay_loss()
+        total = tf.add_n([self.loss_weights[n] * parts[n] for n in LOSS_NAMES]) + decay
+        return total, decay
+
+    def _update_trackers(self, total, decay, parts):
+        self.trackers["loss"].update_state(total)
+        self.trackers["weight_decay_loss"].update_state(decay)
+        for name in LOSS_NAMES:
+            self.trackers[name].update_state(parts[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            parts = self.compute_losses(data, training=True)
+            total, decay = self._total(parts)
+        variables = self.trainable_variables
+        gradients = tape.gradient(total, variables)
+        self.optimizer.apply_gradients(
+            [(g, v) for g, v in zip(gradients, variables) if g is not None]
+        )
+        results = self._update_trackers(total, decay, parts)
+        results["learning_rate"] = tf.cast(self.optimizer.learning_rate, tf.float32)
+        return results
+
+    def test_step(self, data):
+        parts = self.compute_losses(data, training=False)
+        total, decay = self._total(parts)
+        return self._update_trackers(total, decay, parts)

@@ -1,0 +1,62 @@
+"""Proposal layer: RPN scores and deltas + anchors -> non-max-suppressed ROIs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from mrcnn import box_ops
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class ProposalLayer(keras.layers.Layer):
+    """Select the top ``pre_nms_limit`` anchors by foreground score, refine them, clip them to
+    the image, and keep ``proposal_count`` after NMS.
+
+    Inputs: rpn_probs [B, A, 2], rpn_deltas [B, A, 4] (standardized), anchors [A, 4] (normalized).
+    Output: proposals [B, proposal_count, (y1, x1, y2, x2)] normalized, zero-padded.
+    """
+
+    def __init__(self, proposal_count: int, nms_threshold: float, pre_nms_limit: int,
+                 rpn_bbox_std_dev: Sequence[float], **kwargs):
+        super().__init__(**kwargs)
+        self.proposal_count = int(proposal_count)
+        self.nms_threshold = float(nms_threshold)
+        self.pre_nms_limit = int(pre_nms_limit)
+        self.rpn_bbox_std_dev = [float(v) for v in rpn_bbox_std_dev]
+
+    def call(self, rpn_probs, rpn_deltas, anchors):
+        scores = rpn_probs[:, :, 1]
+        deltas = rpn_deltas * tf.constant(self.rpn_bbox_std_dev, dtype=rpn_deltas.dtype)
+        k = tf.minimum(self.pre_nms_limit, tf.shape(anchors)[0])
+        scores, top = tf.math.top_k(scores, k=k, sorted=True)
+        deltas = tf.gather(deltas, top, batch_dims=1)
+        boxes = tf.gather(tf.cast(anchors, deltas.dtype), top)
+        boxes = box_ops.apply_box_deltas(boxes, deltas)
+        boxes = box_ops.clip_boxes(boxes, tf.constant([0.0, 0.0, 1.0, 1.0], boxes.dtype))
+
+        def nms(args):
+            image_boxes, image_scores = args
+            keep = tf.image.non_max_suppression(
+                image_boxes, image_scores, self.proposal_count, self.nms_threshold
+            )
+            kept = tf.gather(image_boxes, keep)
+            padding = tf.maximum(self.proposal_count - tf.shape(kept)[0], 0)
+            return tf.pad(kept, [(0, padding), (0, 0)])
+
+        proposals = tf.map_fn(
+            nms, (boxes, scores), fn_output_signature=tf.TensorSpec([None, 4], boxes.dtype)
+        )
+        proposals.set_shape([None, self.proposal_count, 4])
+        return proposals
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "proposal_count": self.proposal_count,
+            "nms_threshold": self.nms_threshold,
+            "pre_nms_limit": self.pre_nms_limit,
+            "rpn_bbox_std_dev": self.rpn_bbox_std_dev,
+        }
