@@ -86,7 +86,10 @@ class DetectionTargetLayer(keras.layers.Layer):
 
         positive_rois = tf.gather(proposals, positive_indices)
         negative_rois = tf.gather(proposals, negative_indices)
-        assignment = tf.argmax(tf.gather(overlaps, positive_indices), axis=1)
+        positive_overlaps = tf.gather(overlaps, positive_indices)
+        # A sentinel column keeps argmax defined when the image has no GT box (no positives).
+        sentinel = -tf.ones([tf.shape(positive_overlaps)[0], 1])
+        assignment = tf.argmax(tf.concat([positive_overlaps, sentinel], axis=1), axis=1)
         roi_gt_boxes = tf.gather(gt_boxes, assignment)
         roi_gt_class_ids = tf.gather(gt_class_ids, assignment)
         deltas = box_ops.box_refinement(positive_rois, roi_gt_boxes) / tf.constant(self.bbox_std_dev)
