@@ -1,0 +1,222 @@
+"""The command line shared by every Mask R-CNN sample: ``train``, ``evaluate``, ``detect``.
+
+A sample script describes its dataset with a :class:`SampleSpec` and calls :func:`main`::
+
+    python samples/shapes.py train --weights none --logs logs --epochs 4
+    python samples/shapes.py evaluate --weights last --out metrics.json
+    python samples/shapes.py detect --image photo.jpg --weights last --out detections/
+
+User errors (bad flags, missing files, invalid config values) exit with status 2 and one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mrcnn.config import Config, ConfigError, parse_override
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class UsageError(Exception):
+    """A mistake in the user's command or inputs: reported in one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What a sample script contributes to the common CLI.
+
+    make_config: returns the training Config. load_dataset(args, subset) returns a prepared
+    Dataset for subset "train" or "val". add_arguments adds dataset-specific flags.
+    stages: the default schedule, (layers, epochs, learning-rate factor) per stage; ``--layers``
+    and ``--epochs`` replace it by one stage.
+    """
+
+    name: str
+    description: str
+    make_config: Callable[[], Config]
+    load_dataset: Callable[[argparse.Namespace, str], Any]
+    default_dataset: str | None = None
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    stages: tuple[tuple[str, int, float], ...] = (("heads", 1, 1.0),)
+
+
+def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{spec.name}.py", description=spec.description)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in ("train", "evaluate", "detect"):
+        sub = commands.add_parser(command)
+        if command != "detect":
+            sub.add_argument("--dataset", default=spec.default_dataset,
+                             help="dataset root directory")
+        sub.add_argument("--weights", default="last" if command != "train" else "none",
+                         help="coco | imagenet | last | none | PATH to an .h5 file")
+        sub.add_argument("--logs", default="logs", help="logs and checkpoints directory")
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a Config field (repeatable), e.g. IMAGE_MAX_DIM=256")
+        if command == "train":
+            sub.add_argument("--epochs", type=int, help="train until this epoch (one stage)")
+            sub.add_argument("--steps-per-epoch", type=int)
+            sub.add_argument("--layers", help="heads | 3+ | 4+ | 5+ | all | REGEX (one stage)")
+        if command == "evaluate":
+            sub.add_argument("--limit", type=int, default=0, help="evaluate at most N images")
+            sub.add_argument("--out", help="write the metrics JSON here")
+        if command == "detect":
+            sub.add_argument("--image", required=True, help="an image file or a directory")
+            sub.add_argument("--out", default="detections", help="output directory for PNG + JSON")
+        if spec.add_arguments:
+            spec.add_arguments(sub)
+    return parser
+
+
+def main(spec: SampleSpec, argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 2 user error)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser(spec).parse_args(argv)
+    try:
+        config = make_config(spec, args)
+        if args.command == "train":
+            run_train(spec, args, config)
+        elif args.command == "evaluate":
+            run_evaluate(spec, args, config)
+        else:
+            run_detect(spec, args, config)
+    except (UsageError, ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def make_config(spec: SampleSpec, args: argparse.Namespace) -> Config:
+    """The sample's Config with ``--set`` and the command's flags applied, validated."""
+    config = spec.make_config()
+    overrides = dict(parse_override(text, config) for text in args.set)
+    if getattr(args, "steps_per_epoch", None):
+        overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
+    if args.command != "train":
+        overrides.setdefault("IMAGES_PER_GPU", 1)
+    return config.override(**overrides)
+
+
+def load_weights(model, weights: str, config: Config) -> None:
+    """Apply ``--weights``: none, last, coco, imagenet or a path."""
+    from mrcnn.weights import WeightsFileError
+
+    choice = weights.lower()
+    if choice == "none":
+        return
+    try:
+        if choice == "last":
+            path = model.find_last()
+            model.load_weights(path)
+        elif choice in ("coco", "imagenet"):
+            from mrcnn.pretrained import load_pretrained
+
+            load_pretrained(model, choice)
+        else:
+            if not Path(weights).is_file():
+                raise UsageError(f"--weights {weights}: no such file (expected coco, imagenet, "
+                                 "last, none or a path to an .h5 file)")
+            model.load_weights(weights)
+    except (WeightsFileError, FileNotFoundError) as error:
+        raise UsageError(f"--weights {weights}: {error}") from error
+
+
+def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
+    from mrcnn import model as modellib
+
+    train_set = spec.load_dataset(args, "train")
+    val_set = spec.load_dataset(args, "val")
+    model = modellib.MaskRCNN(mode="training", config=config, model_dir=args.logs)
+    load_weights(model, args.weights, config)
+    stages = spec.stages
+    if args.epochs or args.layers:
+        stages = ((args.layers or stages[-1][0], args.epochs or stages[-1][1], 1.0),)
+    for layers, epochs, lr_factor in stages:
+        model.train(train_set, val_set, learning_rate=config.LEARNING_RATE * lr_factor,
+                    epochs=epochs, layers=layers)
+    print(f"checkpoints: {model.log_dir}")
+
+
+def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
+    from mrcnn import model as modellib
+    from mrcnn.evaluator import evaluate_dataset, format_metrics
+
+    dataset = spec.load_dataset(args, "val")
+    model = modellib.MaskRCNN(mode="inference", config=config, model_dir=args.logs)
+    load_weights(model, args.weights, config)
+    metrics = evaluate_dataset(model, dataset, limit=args.limit or None)
+    print(format_metrics(metrics))
+    if args.out:
+        _write_json(args.out, metrics)
+        print(f"metrics written to {args.out}")
+
+
+def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
+    from mrcnn import model as modellib
+    from mrcnn.image_io import load_rgb_image
+    from mrcnn.visualize import display_instances
+
+    paths = _image_paths(args.image)
+    model = modellib.MaskRCNN(mode="inference", config=config, model_dir=args.logs)
+    load_weights(model, args.weights, config)
+    class_names = _class_names(spec, args, config)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for path in paths:
+        image = load_rgb_image(path)
+        result = model.detect([image])[0]
+        png = out_dir / f"{path.stem}.png"
+        display_instances(image, result["rois"], result["masks"], result["class_ids"], class_names,
+                          result["scores"], title=path.name, save_path=str(png))
+        records.append({
+            "image": str(path),
+            "png": str(png),
+            "detections": [
+                {"class_id": int(c), "class_name": class_names[int(c)], "score": float(s),
+                 "box_y1x1y2x2": [int(v) for v in box]}
+                for c, s, box in zip(result["class_ids"], result["scores"], result["rois"])
+            ],
+        })
+        print(f"{path.name}: {len(result['class_ids'])} instances -> {png}")
+    _write_json(out_dir / "detections.json", records)
+
+
+def _class_names(spec: SampleSpec, args: argparse.Namespace, config: Config) -> list[str]:
+    """Class names from the validation dataset when it is available, else generic names."""
+    try:
+        return list(spec.load_dataset(args, "val").class_names)
+    except (UsageError, FileNotFoundError, OSError):
+        return ["BG"] + [f"class_{i}" for i in range(1, config.NUM_CLASSES)]
+
+
+def _image_paths(location: str) -> list[Path]:
+    path = Path(location)
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise UsageError(f"--image {location}: the directory holds no image "
+                             f"({', '.join(IMAGE_SUFFIXES)})")
+        return paths
+    if not path.is_file():
+        raise UsageError(f"--image {location}: no such file or directory")
+    return [path]
+
+
+def _write_json(path: str | os.PathLike, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    os.replace(temporary, path)

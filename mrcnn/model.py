@@ -1,0 +1,273 @@
+"""``MaskRCNN``: Matterport's model API (train, detect, load_weights, find_last) on Keras 3.
+
+    import mrcnn.model as modellib
+    model = modellib.MaskRCNN(mode="training", config=config, model_dir="logs")
+    model.load_weights(path, by_name=True, exclude=["mrcnn_class_logits", "mrcnn_bbox_fc",
+                                                    "mrcnn_bbox", "mrcnn_mask"])
+    model.train(dataset_train, dataset_val, learning_rate=config.LEARNING_RATE, epochs=2,
+                layers="heads")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import training
+from mrcnn.anchors import anchors_for_image_shape
+from mrcnn.config import Config
+from mrcnn.imaging import compose_image_meta, mold_image, resize_image
+from mrcnn.network import MaskRCNNNetwork
+from mrcnn.postprocess import unmold_detections
+from mrcnn.weights import LoadReport, load_weights_by_name, save_weights_h5, weight_layers
+
+logger = logging.getLogger(__name__)
+
+MODES = ("training", "inference")
+
+
+class MaskRCNN:
+    """Mask R-CNN with Matterport's interface. The Keras model is ``self.keras_model``.
+
+    mode: "training" or "inference" (both build the same weights; the mode says what the
+    object is for, as in Matterport). config: a Config subclass instance. model_dir: where
+    training runs write their logs and checkpoints.
+    """
+
+    def __init__(self, mode: str, config: Config, model_dir: str | os.PathLike):
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}; expected one of {MODES}")
+        if not isinstance(config, Config):
+            raise TypeError(f"config must be a mrcnn.config.Config, got {type(config).__name__}")
+        config.validate()
+        self.mode = mode
+        self.config = config
+        self.model_dir = Path(model_dir)
+        self.keras_model = MaskRCNNNetwork(config)
+        self._layers = weight_layers(self.keras_model.parts)
+        self._predict = tf.function(self._predict_batch, reduce_retracing=True)
+        self.epoch = 0
+        self.set_log_dir()
+
+    # ----------------------------------------------------------------------------------------
+    # Logs, checkpoints and weights
+    def set_log_dir(self, model_path: str | os.PathLike | None = None) -> None:
+        """Start a new log dir, or continue the run (and epoch count) of ``model_path``."""
+        self.epoch = 0
+        self.log_dir = training.new_log_dir(self.model_dir, self.config.NAME)
+        if model_path is not None:
+            parsed = training.parse_checkpoint(model_path)
+            if parsed is not None:
+                self.log_dir, self.epoch = parsed
+        # Matterport's template, e.g. logs/shapes20261123T1200/mask_rcnn_shapes_{epoch:04d}.h5
+        self.checkpoint_path = str(
+            self.log_dir / f"mask_rcnn_{self.config.NAME.lower()}_{{epoch:04d}}.h5"
+        )
+
+    def find_last(self) -> str:
+        """Path of the last checkpoint of the newest run of this config's NAME under model_dir."""
+        return str(training.find_last(self.model_dir, self.config.NAME))
+
+    def load_weights(
+        self,
+        filepath: str | os.PathLike,
+        by_name: bool = True,
+        exclude: Sequence[str] | None = None,
+        skip_mismatch: bool = False,
+    ) -> LoadReport:
+        """Load an ``.h5`` file (Matterport's or ours) by layer name; returns what was loaded.
+
+        exclude: layer names (or full-match regexes) to skip, e.g. the heads when the class count
+        differs. Weights are always matched by name (``by_name`` is accepted for compatibility).
+        A shape mismatch raises WeightsFileError naming the layer and both shapes unless
+        ``skip_mismatch``. Loading one of our checkpoints continues its run's epoch count.
+        """
+        report = load_weights_by_name(self._layers, filepath, exclude or (), skip_mismatch)
+        if not report.loaded:
+            raise ValueError(
+                f"{filepath}: no layer of the file matches this model's layer names "
+                f"(file layers: {report.unused[:8]}...)"
+            )
+        logger.info("loaded weights from %s: %s", filepath, report)
+        self.set_log_dir(filepath)
+        return report
+
+    def save_weights(self, filepath: str | os.PathLike) -> None:
+        """Save all weights in Matterport's ``.h5`` layout (atomic write)."""
+        save_weights_h5(self._layers, filepath)
+
+    def get_trainable_layers(self) -> list[keras.layers.Layer]:
+        """Layers with weights that are currently trainable."""
+        return [layer for layer in self._layers.values() if layer.trainable]
+
+    def set_trainable(self, layer_regex: str, verbose: int = 1) -> list[str]:
+        """Train the layers whose names fully match ``layer_regex`` (or a preset), freeze others."""
+        names = training.set_trainable(self._layers, training.layer_regex(layer_regex))
+        if verbose:
+            logger.info("training %d layers matching %r", len(names), layer_regex)
+        return names
+
+    # ----------------------------------------------------------------------------------------
+    # Training
+    def train(
+        self,
+        train_dataset: Any,
+        val_dataset: Any,
+        learning_rate: float,
+        epochs: int,
+        layers: str,
+        augmentation: Any = None,
+        custom_callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        no_augmentation_sources: Sequence[str] | None = None,
+    ) -> keras.callbacks.History:
+        """Train until epoch ``epochs`` (cumulative, as in Matterport: a second call continues).
+
+        train_dataset / val_dataset: mrcnn Dataset objects (prepared), or tf.data datasets that
+        yield the batches of :func:`mrcnn.data.build_dataset`. layers: heads, 3+, 4+, 5+, all or
+        a regex. augmentation: an albumentations pipeline (or an imgaug augmenter).
+        """
+        from mrcnn.data import build_dataset
+
+        if self.mode != "training":
+            raise ValueError("train() needs a model created with mode='training'")
+        if epochs <= self.epoch:
+            logger.warning("epochs=%d: the model is already at epoch %d; nothing to do",
+                           epochs, self.epoch)
+        self.set_trainable(layers)
+        train_data = _as_tf_dataset(train_dataset, build_dataset, self.config, shuffle=True,
+                                    augmentation=augmentation,
+                                    no_augmentation_sources=no_augmentation_sources)
+        val_data = None
+        if val_dataset is not None:
+            val_data = _as_tf_dataset(val_dataset, build_dataset, self.config, shuffle=True)
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        callbacks = [
+            keras.callbacks.TensorBoard(log_dir=str(self.log_dir), write_graph=False),
+            training.CheckpointCallback(self.keras_model, self.log_dir, self.config.NAME),
+            training.StopOnNonFiniteLoss(self.log_dir),
+            *(custom_callbacks or []),
+        ]
+        # A fresh optimizer per call, as in Matterport; losses are recomputed from their parts
+        # every step, so nothing accumulates across calls.
+        self.keras_model.compile(
+            optimizer=keras.optimizers.SGD(
+                learning_rate=learning_rate,
+                momentum=self.config.LEARNING_MOMENTUM,
+                clipnorm=self.config.GRADIENT_CLIP_NORM,
+            )
+        )
+        logger.info("starting at epoch %d, LR=%s, checkpoints in %s", self.epoch, learning_rate,
+                    self.log_dir)
+        history = self.keras_model.fit(
+            train_data,
+            initial_epoch=self.epoch,
+            epochs=epochs,
+            steps_per_epoch=self.config.STEPS_PER_EPOCH,
+            validation_data=val_data,
+            validation_steps=self.config.VALIDATION_STEPS if val_data is not None else None,
+            callbacks=callbacks,
+            verbose="auto",
+        )
+        self.epoch = max(self.epoch, epochs)
+        return history
+
+    # ----------------------------------------------------------------------------------------
+    # Inference
+    def get_anchors(self, image_shape: Sequence[int]) -> np.ndarray:
+        """Normalized anchors [A, 4] for a molded image of ``image_shape``."""
+        return anchors_for_image_shape(self.config, image_shape)
+
+    def mold_inputs(self, images: Sequence[np.ndarray]):
+        """Resize and normalize images: (molded_images, image_metas, windows), Matterport-style."""
+        molded, metas, windows = [], [], []
+        for image in images:
+            resized, window, scale, _, _ = resize_image(
+                image,
+                min_dim=self.config.IMAGE_MIN_DIM,
+                min_scale=self.config.IMAGE_MIN_SCALE,
+                max_dim=self.config.IMAGE_MAX_DIM,
+                mode=self.config.IMAGE_RESIZE_MODE,
+            )
+            molded.append(mold_image(resized, self.config))
+            metas.append(compose_image_meta(0, image.shape, resized.shape, window, scale,
+                                            np.zeros([self.config.NUM_CLASSES], dtype=np.int32)))
+            windows.append(window)
+        return molded, metas, windows
+
+    def detect(self, images: Sequence[np.ndarray], verbose: int = 0) -> list[dict[str, np.ndarray]]:
+        """Detect instances in any number of images of any sizes.
+
+        images: uint8 [H, W, 3] arrays (grayscale [H, W] and RGBA are converted).
+        Returns one dict per image: rois int32[N, (y1, x1, y2, x2)] pixels, class_ids int32[N],
+        scores float32[N], masks bool[H, W, N] at the image's original size.
+        """
+        images = [_check_image(image, index, self.config.IMAGE_CHANNEL_COUNT)
+                  for index, image in enumerate(images)]
+        molded, metas, windows = self.mold_inputs(images)
+        results: list[dict[str, np.ndarray] | None] = [None] * len(images)
+        # Images that mold to the same shape run together, BATCH_SIZE at a time.
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(molded):
+            by_shape.setdefault(image.shape, []).append(index)
+        for shape, indices in by_shape.items():
+            anchors = tf.constant(self.get_anchors(shape))
+            for start in range(0, len(indices), self.config.BATCH_SIZE):
+                chunk = indices[start:start + self.config.BATCH_SIZE]
+                detections, masks = self._predict(
+                    tf.constant(np.stack([molded[i] for i in chunk]).astype(np.float32)),
+                    tf.constant(np.stack([metas[i] for i in chunk]).astype(np.float32)),
+                    anchors,
+                )
+                detections, masks = detections.numpy(), masks.numpy()
+                for row, index in enumerate(chunk):
+                    rois, class_ids, scores, full_masks = unmold_detections(
+                        detections[row], masks[row], images[index].shape, shape, windows[index]
+                    )
+                    results[index] = {"rois": rois, "class_ids": class_ids, "scores": scores,
+                                      "masks": full_masks}
+        if verbose:
+            logger.info("detected %s instances in %d images",
+                        [len(r["class_ids"]) for r in results], len(images))
+        return results
+
+    def _predict_batch(self, images, image_metas, anchors):
+        outputs = self.keras_model(
+            {"input_image": images, "input_image_meta": image_metas, "input_anchors": anchors},
+            training=False,
+        )
+        return outputs["detections"], outputs["masks"]
+
+
+def _check_image(image: Any, index: int, channels: int) -> np.ndarray:
+    """Validate one detect() input and bring it to uint8 [H, W, channels]."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"detect(): image {index} is a {type(image).__name__}; expected a numpy array")
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    if image.ndim != 3 or image.shape[0] < 2 or image.shape[1] < 2:
+        raise ValueError(f"detect(): image {index} has shape {image.shape}; expected [H, W, C]")
+    if channels == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.shape[2] != channels:
+        raise ValueError(f"detect(): image {index} has {image.shape[2]} channels; the config "
+                         f"expects IMAGE_CHANNEL_COUNT={channels}")
+    return image
+
+
+def _as_tf_dataset(data: Any, build_dataset, config: Config, **kwargs) -> tf.data.Dataset:
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if not hasattr(data, "image_ids") or not hasattr(data, "load_mask"):
+        raise TypeError(f"expected a prepared mrcnn Dataset or a tf.data.Dataset, got "
+                        f"{type(data).__name__}")
+    if len(data.image_ids) == 0:
+        raise ValueError(f"{type(data).__name__} has no images (did you call prepare()?)")
+    return build_dataset(data, config, **kwargs)
