@@ -1,0 +1,75 @@
+"""Matterport-compatible ``mrcnn.utils``: the same names, re-exported from their modules.
+
+``from mrcnn import utils`` then ``utils.Dataset``, ``utils.compute_ap``,
+``utils.extract_bboxes``, ``utils.resize_image`` ... work as with Matterport's code.
+This module has no logic of its own.
+"""
+
+from mrcnn.anchors import (
+    compute_backbone_shapes,
+    denorm_boxes,
+    generate_anchors,
+    generate_pyramid_anchors,
+    norm_boxes,
+)
+from mrcnn.boxes import (
+    apply_box_deltas,
+    box_refinement,
+    compute_iou,
+    compute_overlaps,
+    compute_overlaps_masks,
+    extract_bboxes,
+    non_max_suppression,
+)
+from mrcnn.dataset import Dataset, DatasetError
+from mrcnn.evaluation import (
+    compute_ap,
+    compute_ap_range,
+    compute_matches,
+    compute_recall,
+    trim_zeros,
+)
+from mrcnn.imaging import (
+    compose_image_meta,
+    expand_mask,
+    minimize_mask,
+    mold_image,
+    parse_image_meta,
+    resize,
+    resize_image,
+    resize_mask,
+    unmold_image,
+    unmold_mask,
+)
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "apply_box_deltas",
+    "box_refinement",
+    "compose_image_meta",
+    "compute_ap",
+    "compute_ap_range",
+    "compute_backbone_shapes",
+    "compute_iou",
+    "compute_matches",
+    "compute_overlaps",
+    "compute_overlaps_masks",
+    "compute_recall",
+    "denorm_boxes",
+    "expand_mask",
+    "extract_bboxes",
+    "generate_anchors",
+    "generate_pyramid_anchors",
+    "minimize_mask",
+    "mold_image",
+    "non_max_suppression",
+    "norm_boxes",
+    "parse_image_meta",
+    "resize",
+    "resize_image",
+    "resize_mask",
+    "trim_zeros",
+    "unmold_image",
+    "unmold_mask",
+]
