@@ -1,0 +1,92 @@
+"""Feature extractors for the localizer: the seed's small CNN and ``keras.applications`` nets.
+
+Each ``build_*`` function takes a standardized image tensor ``[B, H, W, 3]`` and returns a list
+of feature maps ``[B, h_i, w_i, C_i]``, ordered from the finest to the coarsest stride.
+"""
+
+from __future__ import annotations
+
+import keras
+
+BACKBONES = ("small_cnn", "resnet50", "mobilenetv2")
+
+# Stage outputs (strides 8, 16, 32) of the keras.applications models.
+APPLICATION_STAGES = {
+    "resnet50": ("conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
+    "mobilenetv2": ("block_6_expand_relu", "block_13_expand_relu", "out_relu"),
+}
+APPLICATION_CONSTRUCTORS = {
+    "resnet50": keras.applications.ResNet50,
+    "mobilenetv2": keras.applications.MobileNetV2,
+}
+
+
+def build_small_cnn_features(images, filters: tuple[int, ...] = (32, 64, 128, 256)) -> list:
+    """The seed's CNN: per block Conv3x3-BN-ReLU, Conv3x3/2-BN-ReLU, MaxPool 2 (He-normal init).
+
+    Each block divides the resolution by 4 (pooling uses ``same`` padding so 1x1 maps survive).
+    Returns one feature map per block.
+    """
+    features = []
+    x = images
+    for index, width in enumerate(filters, start=1):
+        prefix = f"backbone_block{index}"
+        for conv_index, stride in ((1, 1), (2, 2)):
+            x = keras.layers.Conv2D(
+                width, 3, strides=stride, padding="same", use_bias=False,
+                kernel_initializer="he_normal", name=f"{prefix}_conv{conv_index}",
+            )(x)
+            x = keras.layers.BatchNormalization(name=f"{prefix}_bn{conv_index}")(x)
+            x = keras.layers.ReLU(name=f"{prefix}_relu{conv_index}")(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"{prefix}_pool")(x)
+        features.append(x)
+    return features
+
+
+def build_application_features(images, name: str, weights: str | None) -> list:
+    """Stride 8/16/32 feature maps of a ``keras.applications`` model (``resnet50``, ``mobilenetv2``).
+
+    Args:
+        images: standardized ``[B, H, W, 3]`` tensor with static H, W (>= 32).
+        weights: ``"imagenet"`` (downloads once into ``~/.keras``), ``None`` or a weights file.
+    """
+    if name not in APPLICATION_STAGES:
+        raise ValueError(f"unknown application backbone {name!r}; expected one of "
+                         f"{sorted(APPLICATION_STAGES)}")
+    input_shape = tuple(images.shape[1:])
+    application = APPLICATION_CONSTRUCTORS[name](
+        include_top=False, weights=weights, input_shape=input_shape
+    )
+    outputs = [application.get_layer(stage).output for stage in APPLICATION_STAGES[name]]
+    extractor = keras.Model(application.inputs, outputs, name=f"backbone_{name}")
+    return list(extractor(images))
+
+
+def build_fpn_pooled_features(features: list, filters: int = 256):
+    """FPN neck over the last three maps (P3-P5 style), each pooled, then concatenated.
+
+    Lateral 1x1 convs to ``filters`` channels, top-down nearest upsampling and addition, a 3x3
+    smoothing conv per level, global average pooling per level. Returns ``[B, levels * filters]``.
+    """
+    levels = features[-3:]
+    laterals = [
+        keras.layers.Conv2D(filters, 1, name=f"fpn_lateral{index}")(feature)
+        for index, feature in enumerate(levels)
+    ]
+    merged = [laterals[-1]]
+    for index in range(len(laterals) - 2, -1, -1):
+        target = laterals[index]
+        upsampled = keras.layers.Resizing(
+            target.shape[1], target.shape[2], interpolation="nearest",
+            name=f"fpn_upsample{index}",
+        )(merged[0])
+        merged.insert(0, keras.layers.Add(name=f"fpn_merge{index}")([target, upsampled]))
+    pooled = []
+    for index, level in enumerate(merged):
+        smoothed = keras.layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=f"fpn_smooth{index}"
+        )(level)
+        pooled.append(keras.layers.GlobalAveragePooling2D(name=f"fpn_pool{index}")(smoothed))
+    if len(pooled) == 1:
+        return pooled[0]
+    return keras.layers.Concatenate(name="fpn_concat")(pooled)

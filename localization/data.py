@@ -1,0 +1,154 @@
+"""Images and targets for training: loading, resizing, channel statistics, split, tf.data.
+
+Images are RGB uint8 ``[H, W, 3]`` resized (cv2 INTER_AREA) to the model input; boxes stay
+normalized xyxy, so resizing does not change them. Statistics are on the 0-255 scale.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from localization.annotations import LocalizationSample
+
+logger = logging.getLogger(__name__)
+
+
+def load_image_rgb(path: str | Path) -> np.ndarray:
+    """Read any PIL-readable file (grayscale, RGBA, palette) as RGB uint8 ``[H, W, 3]``."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize ``[H, W, 3]`` to ``size = (height, width)``."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def load_resized_images(paths: Sequence[str | Path], size: tuple[int, int]) -> np.ndarray:
+    """Load and resize images; returns uint8 ``[N, height, width, 3]`` (repeated paths read once)."""
+    cache: dict[Path, np.ndarray] = {}
+    images = np.empty((len(paths), size[0], size[1], 3), dtype=np.uint8)
+    for index, path in enumerate(paths):
+        path = Path(path)
+        if path not in cache:
+            cache[path] = resize_image(load_image_rgb(path), size)
+        images[index] = cache[path]
+    return images
+
+
+def samples_to_arrays(samples: Sequence[LocalizationSample], size: tuple[int, int]):
+    """``(images uint8 [N, h, w, 3], boxes float32 [N, 4] normalized, classes int32 [N])``."""
+    images = load_resized_images([sample.path for sample in samples], size)
+    boxes = np.array([sample.box for sample in samples], dtype=np.float32).reshape(-1, 4)
+    classes = np.array([sample.class_index for sample in samples], dtype=np.int32)
+    return images, boxes, classes
+
+
+def compute_channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std over all pixels of ``[N, H, W, 3]`` images (0-255 scale).
+
+    Pixel-weighted over the whole set (the seed averaged per-image stds, which underestimates).
+    """
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+        raise ValueError(f"expected a non-empty [N, H, W, 3] array, got shape {images.shape}")
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    for image in images:
+        pixels = image.reshape(-1, 3).astype(np.float64)
+        total += pixels.sum(axis=0)
+        total_sq += np.square(pixels).sum(axis=0)
+    count = images.shape[0] * images.shape[1] * images.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))
+    std = np.maximum(std, 1.0)  # a constant channel must not divide by zero
+    return mean.tolist(), std.tolist()
+
+
+def stratified_split(
+    samples: Sequence[LocalizationSample], val_fraction: float = 0.25, seed: int = 42
+) -> tuple[list[LocalizationSample], list[LocalizationSample]]:
+    """Split by image file, stratified by class, reproducibly for a given ``seed``.
+
+    All samples of one file land on the same side (no leakage with the ``per_row`` policy);
+    a file's stratum is the class of its first sample. Each class with >= 2 files puts
+    ``round(n * val_fraction)`` of them (at least 1, at most n - 1) in validation.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    files_by_class: dict[int, list[str]] = defaultdict(list)
+    first_class: dict[str, int] = {}
+    for sample in samples:
+        if sample.filename not in first_class:
+            first_class[sample.filename] = sample.class_index
+            files_by_class[sample.class_index].append(sample.filename)
+    rng = np.random.default_rng(seed)
+    val_files = set()
+    for class_index in sorted(files_by_class):
+        files = files_by_class[class_index]
+        if len(files) < 2:
+            continue
+        count = min(max(round(len(files) * val_fraction), 1), len(files) - 1)
+        chosen = rng.permutation(len(files))[:count]
+        val_files.update(files[index] for index in chosen)
+    train = [sample for sample in samples if sample.filename not in val_files]
+    val = [sample for sample in samples if sample.filename in val_files]
+    logger.info("split: %d train / %d validation samples", len(train), len(val))
+    return train, val
+
+
+def build_dataset(
+    images: np.ndarray,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    batch_size: int,
+    *,
+    augment: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    shuffle: bool = False,
+    repeat: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """tf.data pipeline of ``(image float32 [B, h, w, 3] 0-255, {"box": [B, 4], "class": [B]})``.
+
+    Args:
+        images, boxes, classes: arrays from :func:`samples_to_arrays`.
+        augment: optional ``(image, box) -> (image, box)`` NumPy callable (e.g. BoxAugmenter).
+        shuffle, repeat, seed: reshuffled every epoch when ``shuffle``; endless when ``repeat``.
+    """
+    if not len(images) == len(boxes) == len(classes):
+        raise ValueError(f"got {len(images)} images, {len(boxes)} boxes, {len(classes)} classes; "
+                         "expected one box and one class per image")
+    height, width = images.shape[1:3]
+    dataset = tf.data.Dataset.from_tensor_slices((images, boxes.astype(np.float32),
+                                                  classes.astype(np.int32)))
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    if augment is not None:
+        def augment_pair(image, box):
+            new_image, new_box = augment(image, box)
+            return new_image.astype(np.uint8), np.asarray(new_box, dtype=np.float32)
+
+        def apply(image, box, label):
+            image, box = tf.numpy_function(augment_pair, [image, box], (tf.uint8, tf.float32))
+            image.set_shape((height, width, 3))
+            box.set_shape((4,))
+            return image, box, label
+
+        dataset = dataset.map(apply, num_parallel_calls=1)
+
+    def to_model_inputs(image, box, label):
+        return tf.cast(image, tf.float32), {"box": box, "class": label}
+
+    return dataset.map(to_model_inputs).batch(batch_size).prefetch(tf.data.AUTOTUNE)

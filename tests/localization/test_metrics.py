@@ -1,0 +1,43 @@
+"""Mean IoU, accuracy and the joint accuracy@IoU>=0.5 on hand-made predictions."""
+
+import numpy as np
+import pytest
+
+from localization.metrics import MeanBoxIoU, compute_localization_metrics
+
+
+def test_joint_accuracy_needs_class_and_box_right():
+    true_boxes = np.array([[0.1, 0.1, 0.5, 0.5]] * 4)
+    pred_boxes = np.array([
+        [0.1, 0.1, 0.5, 0.5],   # IoU 1, class right -> joint hit
+        [0.3, 0.3, 0.7, 0.7],   # IoU 0.14, class right -> no joint hit
+        [0.1, 0.1, 0.5, 0.5],   # IoU 1, class wrong -> no joint hit
+        [0.1, 0.1, 0.5, 0.4],   # IoU 0.75, class right -> joint hit
+    ])
+    metrics = compute_localization_metrics(true_boxes, [0, 0, 1, 1], pred_boxes, [0, 0, 0, 1],
+                                           ["mask", "no-mask"])
+    assert metrics["images"] == 4
+    assert metrics["accuracy"] == pytest.approx(0.75)
+    assert metrics["accuracy_at_iou50"] == pytest.approx(0.5)
+    assert metrics["mean_iou"] == pytest.approx((1 + 1 / 7 + 1 + 0.75) / 4, abs=1e-5)
+    assert metrics["per_class"]["no-mask"]["accuracy"] == pytest.approx(0.5)
+    assert metrics["per_class"]["mask"]["images"] == 2
+
+
+def test_class_without_images_reports_none():
+    metrics = compute_localization_metrics(np.zeros((1, 4)) + [0, 0, 1, 1], [0],
+                                           np.array([[0, 0, 1, 1]]), [0], ["a", "b"])
+    assert metrics["per_class"]["b"] == {"images": 0, "mean_iou": None, "accuracy": None,
+                                         "accuracy_at_iou50": None}
+
+
+def test_mismatched_lengths_are_rejected():
+    with pytest.raises(ValueError, match="one of each per image"):
+        compute_localization_metrics(np.zeros((2, 4)), [0, 1], np.zeros((1, 4)), [0], ["a"])
+
+
+def test_keras_mean_iou_metric_accumulates_over_batches():
+    metric = MeanBoxIoU()
+    metric.update_state(np.array([[0.1, 0.1, 0.5, 0.5]]), np.array([[0.1, 0.1, 0.5, 0.5]]))
+    metric.update_state(np.array([[0.1, 0.1, 0.5, 0.5]]), np.array([[0.3, 0.3, 0.7, 0.7]]))
+    assert float(metric.result()) == pytest.approx((1 + 0.142857) / 2, abs=1e-5)
