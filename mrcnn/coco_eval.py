@@ -1,14 +1,16 @@
 """COCO dataset-level evaluation (bbox and segm AP/AR) and COCO results JSON, via pycocotools.
 
-Two entry points:
+Three entry points:
 
 - :func:`evaluate_detections` takes a :class:`~mrcnn.dataset.Dataset`, its image ids and the
   per-image dicts of Matterport's ``model.detect()`` (``rois`` [N, (y1, x1, y2, x2)] pixels of
   the original image, ``class_ids`` [N] internal ids, ``scores`` [N], ``masks`` bool[H, W, N]).
-- :func:`evaluate_coco` scores a COCO results list against a pycocotools ``COCO`` ground truth,
-  e.g. ``evaluate_coco(COCO("instances_val2017.json"), json.load(open("results.json")))``.
+- :func:`evaluate_coco_results` scores a COCO results list against a pycocotools ``COCO``
+  ground truth, e.g. ``evaluate_coco_results(COCO("gt.json"), json.load(open("res.json")))``.
+- :func:`evaluate_coco` is Matterport's ``evaluate_coco(model, dataset, coco, eval_type,
+  limit, image_ids)``: it runs ``model.detect`` image by image, then scores.
 
-Both return ``{"bbox": {name: value}, "segm": {...}, "per_class": {class name: {"bbox": AP,
+All return ``{"bbox": {name: value}, "segm": {...}, "per_class": {class name: {"bbox": AP,
 "segm": AP}}, "images": N}`` with the 12 pycocotools stats named in :data:`STAT_NAMES`.
 
 Conventions (pycocotools'): a stat is ``-1.0`` when no ground truth falls in its category/area
@@ -25,6 +27,7 @@ import contextlib
 import io
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +37,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +155,7 @@ def build_coco_ground_truth(dataset, image_ids: Sequence[int] | None = None) -> 
     return coco
 
 
-def evaluate_coco(coco_gt: COCO, results: Sequence[dict], iou_types: Sequence[str] = IOU_TYPES,
+def evaluate_coco_results(coco_gt: COCO, results: Sequence[dict], iou_types: Sequence[str] = IOU_TYPES,
                   image_ids: Sequence[int] | None = None,
                   category_ids: Sequence[int] | None = None) -> dict[str, Any]:
     """COCOeval of ``results`` (COCO results records) against ``coco_gt``.
@@ -198,9 +202,33 @@ def evaluate_detections(dataset, image_ids: Sequence[int], detections: Sequence[
         coco_gt = build_coco_ground_truth(dataset, image_ids)
     results = detections_to_coco_results(dataset, image_ids, detections)
     category_ids = [int(dataset.class_info[c]["id"]) for c in range(1, dataset.num_classes)]
-    return evaluate_coco(coco_gt, results, iou_types,
+    return evaluate_coco_results(coco_gt, results, iou_types,
                          image_ids=[coco_image_id(dataset, i) for i in image_ids],
                          category_ids=category_ids)
+
+
+def evaluate_coco(model, dataset, coco: COCO | None = None,
+                  eval_type: str | Sequence[str] = IOU_TYPES, limit: int = 0,
+                  image_ids: Sequence[int] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Matterport's ``evaluate_coco``: ``model.detect`` on each image, then COCOeval.
+
+    model: anything with ``detect([image]) -> [dict]`` (an inference-mode MaskRCNN with
+    BATCH_SIZE 1). eval_type: ``"bbox"``, ``"segm"`` or both (the default; Matterport's was
+    bbox only). limit: evaluate the first N images (0: all). coco: the original ground truth,
+    as :func:`evaluate_detections` takes it.
+    """
+    iou_types = [eval_type] if isinstance(eval_type, str) else list(eval_type)
+    image_ids = list(dataset.image_ids if image_ids is None else image_ids)
+    if limit:
+        image_ids = image_ids[:limit]
+    started = time.perf_counter()
+    detections = [model.detect([dataset.load_image(image_id)])[0]
+                  for image_id in tqdm(image_ids, desc="detect", unit="img",
+                                       disable=not progress)]
+    seconds = time.perf_counter() - started
+    logger.info("detection: %.2f s per image over %d images", seconds / max(len(image_ids), 1),
+                len(image_ids))
+    return evaluate_detections(dataset, image_ids, detections, coco_gt=coco, iou_types=iou_types)
 
 
 def save_coco_results(results: Sequence[dict], path: str | Path) -> Path:

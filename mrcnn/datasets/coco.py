@@ -213,6 +213,9 @@ def _parse_images(data: dict, path: Path, image_dir: Path, issues: LoadIssues) -
             except DatasetError as error:
                 issues.add(f"{where}: no height/width and {error}; skipped")
                 continue
+        if isinstance(height, float) and isinstance(width, float) and height.is_integer() \
+                and width.is_integer():  # some exporters write 480.0
+            height, width = int(height), int(width)
         problem = check_image_size(height, width)
         if problem:
             issues.add(f"{where} ({record['file_name']}): {problem}; skipped")

@@ -180,6 +180,12 @@ def test_missing_image_size_is_read_from_the_file(tmp_path):
     assert (dataset.image_info[0]["height"], dataset.image_info[0]["width"]) == (H, W)
 
 
+def test_integral_float_image_sizes_are_accepted(tmp_path):
+    write_coco(tmp_path, images=[{"id": 7, "file_name": "a.jpg", "height": 48.0,
+                                  "width": 64.0}], annotations=[])
+    assert load(tmp_path).image_info[0]["height"] == H
+
+
 def test_invalid_json_raises_dataset_error_naming_the_file(tmp_path):
     path = write_coco(tmp_path)
     path.write_text('{"images": [')

@@ -17,6 +17,7 @@ from mrcnn.coco_eval import (
     build_coco_results,
     detections_to_coco_results,
     evaluate_coco,
+    evaluate_coco_results,
     evaluate_detections,
     save_coco_results,
 )
@@ -57,6 +58,9 @@ class ShapesDataset(Dataset):
             self.add_image("toy", image_id=100 + i, path=None, height=H, width=W)
         self.prepare()
         return self
+
+    def load_image(self, image_id):
+        return np.full((H, W, 3), image_id, np.uint8)
 
     def load_mask(self, image_id):
         instances = self.INSTANCES[image_id]
@@ -158,7 +162,7 @@ def test_results_for_images_outside_the_ground_truth_are_rejected():
     results = build_coco_results(dataset, [5], np.array([[1.0, 1, 9, 9]]), np.array([1]),
                                  np.array([0.5]), rectangle(1, 1, 9, 9)[:, :, None])
     with pytest.raises(ValueError, match=r"image ids \[5\]"):
-        evaluate_coco(coco_gt, results)
+        evaluate_coco_results(coco_gt, results)
 
 
 def _write_coco_files(tmp_path, dataset):
@@ -222,7 +226,7 @@ def test_metrics_equal_pycocotools_own_run_on_the_same_files(tmp_path, seed):
         assert ours["segm"][name] == pytest.approx(with_box[name])
 
 
-def test_evaluate_coco_scores_a_results_file_against_a_ground_truth_file(tmp_path):
+def test_evaluate_coco_results_scores_a_results_file_against_a_ground_truth_file(tmp_path):
     shapes = ShapesDataset().load()
     gt_file = _write_coco_files(tmp_path, shapes)
     dataset = CocoDataset()
@@ -231,6 +235,30 @@ def test_evaluate_coco_scores_a_results_file_against_a_ground_truth_file(tmp_pat
     results = detections_to_coco_results(dataset, dataset.image_ids, perfect_detections(shapes))
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(str(gt_file))
-    metrics = evaluate_coco(coco_gt, json.loads(json.dumps(results)), iou_types=["segm"])
+    metrics = evaluate_coco_results(coco_gt, json.loads(json.dumps(results)),
+                                    iou_types=["segm"])
     assert metrics["segm"]["AP"] == pytest.approx(1.0)
     assert "bbox" not in metrics and set(metrics["per_class"]) == {"square", "bar"}
+
+
+class OracleModel:
+    """Stands in for an inference MaskRCNN: detect() returns the ground truth of the image."""
+
+    def __init__(self, dataset):
+        self.by_pixels = {dataset.load_image(i).tobytes(): found for i, found in
+                          zip(dataset.image_ids, perfect_detections(dataset), strict=True)}
+        self.calls = 0
+
+    def detect(self, images):
+        self.calls += 1
+        return [self.by_pixels[images[0].tobytes()]]
+
+
+def test_matterport_style_evaluate_coco_runs_detect_per_image_and_honours_limit():
+    dataset = ShapesDataset().load()
+    model = OracleModel(dataset)
+    metrics = evaluate_coco(model, dataset, eval_type="segm", progress=False)
+    assert model.calls == 3 and metrics["segm"]["AP"] == pytest.approx(1.0)
+    assert "bbox" not in metrics
+    limited = evaluate_coco(model, dataset, limit=1, progress=False)
+    assert limited["images"] == 1 and limited["bbox"]["AP"] == pytest.approx(1.0)
