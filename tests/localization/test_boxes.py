@@ -41,8 +41,9 @@ def test_iou_is_symmetric_bounded_and_above_giou(a, b):
 @settings(max_examples=40, deadline=None)
 @given(boxes())
 def test_a_box_with_area_overlaps_itself_fully(a):
+    """IoU(a, a) = area / (area + 1e-7): within 1e-3 of 1 once the area exceeds 1e-4."""
     if (a[2] - a[0]) * (a[3] - a[1]) > 1e-4:
-        assert float(compute_iou(a, a)) == pytest.approx(1.0, abs=1e-4)
+        assert float(compute_iou(a, a)) == pytest.approx(1.0, abs=1e-3)
 
 
 @settings(max_examples=40, deadline=None)
