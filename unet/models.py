@@ -294,7 +294,8 @@ def build_inference_model(
     if len(outputs) == 1:
         return model
     if mode == "accurate":
-        average = layers.Average(name="mask")(outputs)
+        logits = model.get_layer(index=-1).name.endswith("_logits")
+        average = layers.Average(name="mask_logits" if logits else "mask")(outputs)
         return keras.Model(model.input, average, name=f"{model.name}_accurate")
     head = len(outputs) if head is None else head
     if not 1 <= head <= len(outputs):

@@ -1,0 +1,130 @@
+"""The person_segmentation sample end to end on a generated dataset, plus its error paths."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unet.cli import main
+from unet.rle import decode_rle
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--set", "IMAGE_SIZE=32", "--set", "DEPTH=2", "--set", "BASE_FILTERS=4",
+        "--set", "BATCH_SIZE=4", "--set", "RUN_EAGERLY=True", "--set", "MIN_COMPONENT_SIZE=0"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """(dataset root, logs dir) after a 2-epoch attention U-Net training run."""
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["make-synthetic", "--out", str(root / "people"), "--count", "10",
+                 "--size", "48"]) == 0
+    logs = root / "logs"
+    status = main(["train", "--dataset", str(root / "people"), "--logs", str(logs),
+                   "--epochs", "2", "--set", "ARCH=attention", *TINY])
+    assert status == 0
+    return root, logs
+
+
+def test_training_writes_checkpoints_history_and_curves(trained_run):
+    _, logs = trained_run
+    for name in ("best.keras", "last.keras", "history.csv", "training_curves.png",
+                 "config.json"):
+        assert (logs / name).is_file(), name
+    assert json.loads((logs / "config.json").read_text())["ARCH"] == "attention"
+
+
+def test_resume_continues_the_epoch_counter(trained_run):
+    root, logs = trained_run
+    assert main(["train", "--dataset", str(root / "people"), "--logs", str(logs),
+                 "--weights", "last", "--epochs", "1"]) == 0
+    with open(logs / "history.csv") as handle:
+        epochs = [row["epoch"] for row in csv.DictReader(handle)]
+    assert epochs == ["0", "1", "2"]
+
+
+def test_evaluate_writes_metrics_json(trained_run, capsys):
+    root, logs = trained_run
+    out = root / "metrics.json"
+    assert main(["evaluate", "--dataset", str(root / "people"), "--logs", str(logs),
+                 "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["images"] == 2  # 20 % of 10 held out
+    assert 0 <= metrics["per_image"]["dice"] <= 1 and "dataset" in metrics
+    assert "pixel_accuracy" in capsys.readouterr().out
+
+
+def test_batch_commands_skip_bad_files(trained_run, capsys):
+    root, logs = trained_run
+    inputs = root / "inputs"
+    inputs.mkdir()
+    Image.fromarray(np.zeros((21, 35, 3), np.uint8)).save(inputs / "odd.png")
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(inputs / "grey.jpg")
+    (inputs / "corrupt.png").write_bytes(b"\x89PNG not really")
+    (inputs / "notes.txt").write_text("hello")
+    assert main(["predict", "--image", str(inputs), "--logs", str(logs),
+                 "--out", str(root / "masks")]) == 0
+    err = capsys.readouterr().err
+    assert "corrupt.png" in err and "notes.txt" in err
+    assert Image.open(root / "masks" / "odd_mask.png").size == (35, 21)
+
+    submission = root / "submission.csv"
+    assert main(["submission", "--image", str(inputs), "--logs", str(logs),
+                 "--out", str(submission)]) == 0
+    rows = list(csv.reader(submission.open()))
+    assert rows[0] == ["id", "rle_mask"] and [r[0] for r in rows[1:]] == ["grey", "odd"]
+    assert decode_rle(rows[2][1], (21, 35)).shape == (21, 35)
+
+    assert main(["remove-background", "--image", str(inputs / "odd.png"), "--logs", str(logs),
+                 "--out", str(root / "cut"), "--background", "white"]) == 0
+    cutout = Image.open(root / "cut" / "odd.png")
+    assert cutout.mode == "RGBA" and cutout.size == (35, 21)
+
+
+def test_remove_background_respects_exif_orientation(trained_run):
+    root, logs = trained_run
+    photo = Image.fromarray(np.zeros((20, 30, 3), np.uint8))
+    exif = photo.getexif()
+    exif[0x0112] = 8  # displayed rotated by 90 degrees
+    photo.save(root / "rotated.jpg", exif=exif)
+    assert main(["remove-background", "--image", str(root / "rotated.jpg"), "--logs", str(logs),
+                 "--out", str(root / "cut_rotated"), "--feather", "1"]) == 0
+    assert Image.open(root / "cut_rotated" / "rotated.png").size == (20, 30)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--dataset", "/nonexistent"], "not a folder"),
+        (["train", "--set", "NOPE=1"], "unknown setting 'NOPE'"),
+        (["predict", "--image", "/nonexistent.png"], "no such file"),
+        (["evaluate", "--logs", "/nonexistent", "--dataset", "/nonexistent"], "not a folder"),
+        (["remove-background", "--image", ".", "--background", "1,2"], "colour"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(b"")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and err[-1].startswith("error:")
+
+
+def test_missing_weights_file_is_named(tmp_path, capsys):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    assert main(["predict", "--image", str(tmp_path), "--logs", str(tmp_path)]) == 2
+    assert "best.keras not found" in capsys.readouterr().err
+
+
+def test_script_runs_as_a_subprocess_with_exit_status_2():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "samples" / "person_segmentation.py"), "predict"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "Traceback" not in result.stderr
