@@ -20,7 +20,7 @@ def extract_bboxes(mask: np.ndarray) -> np.ndarray:
     """
     mask = np.asarray(mask)
     if mask.ndim != 3:
-        raise ValueError(f"extract_bboxes expects a mask of shape [H, W, N], got shape {mask.shape}")
+        raise ValueError(f"extract_bboxes expects a mask [H, W, N], got shape {mask.shape}")
     rows = np.any(mask, axis=1)  # [H, N]: instance i has a pixel in row y
     cols = np.any(mask, axis=0)  # [W, N]
     present = rows.any(axis=0)

@@ -234,7 +234,7 @@ def build_dataset(
         tensors = tf.numpy_function(load, [counter, image_id],
                                     [signature[name].dtype for name in names], stateful=True)
         out = {}
-        for name, tensor in zip(names, tensors):
+        for name, tensor in zip(names, tensors, strict=True):
             tensor.set_shape(signature[name].shape)
             out[name] = tensor
         return out

@@ -24,7 +24,7 @@ def load_rgb_image(path: str | os.PathLike) -> np.ndarray:
     :class:`mrcnn.dataset.DatasetError` naming the file for anything that is not a readable image.
     """
     if path is None:
-        raise DatasetError("load_rgb_image() got path=None; the image was registered without a path")
+        raise DatasetError("load_rgb_image() got path=None: the image was added without a path")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(errno.ENOENT, "image file not found", str(path))

@@ -121,7 +121,8 @@ def resize_image(
         window = (top, left, h + top, w + left)
     elif mode == "crop":
         if not min_dim or h < min_dim or w < min_dim:
-            raise ValueError(f"crop mode needs min_dim <= the scaled image {h}x{w}, got {min_dim!r}")
+            raise ValueError(f"crop mode needs 0 < min_dim <= {min(h, w)} (the scaled image is "
+                             f"{h}x{w}), got {min_dim!r}")
         rng = rng if rng is not None else np.random.default_rng()
         y = int(rng.integers(0, h - min_dim + 1))
         x = int(rng.integers(0, w - min_dim + 1))
