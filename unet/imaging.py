@@ -31,14 +31,18 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_oriented(path: str | os.PathLike) -> Image.Image:
-    """Opens an image and applies its EXIF orientation; raises ImageReadError if unreadable."""
+def open_oriented(path, source: str | None = None) -> Image.Image:
+    """Opens an image (path or file object) and applies its EXIF orientation.
+
+    Raises ImageReadError starting with ``source`` (default: ``path``) if unreadable.
+    """
     try:
         with Image.open(path) as handle:
             handle.load()
             return ImageOps.exif_transpose(handle)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(f"{path}: not a readable image ({error})") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as error:
+        raise ImageReadError(f"{source or path}: not a readable image ({error})") from None
 
 
 def to_channels(image: Image.Image, channels: int = 3) -> np.ndarray:
