@@ -91,3 +91,14 @@ def test_box_refinement_then_apply_box_deltas_round_trips(rows):
     gt = np.stack([rows[:, 4], rows[:, 5], rows[:, 4] + rows[:, 6], rows[:, 5] + rows[:, 7]], 1)
     decoded = apply_box_deltas(boxes, box_refinement(boxes, gt))
     np.testing.assert_allclose(decoded, gt, rtol=1e-4, atol=1e-2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(1, 10),
+                          st.integers(1, 10)), min_size=0, max_size=5))
+def test_extract_bboxes_recovers_drawn_rectangles(rects):
+    mask = np.zeros((40, 40, len(rects)), dtype=bool)
+    for i, (y, x, h, w) in enumerate(rects):
+        mask[y : y + h, x : x + w, i] = True
+    expected = np.array([[y, x, y + h, x + w] for y, x, h, w in rects]).reshape(-1, 4)
+    np.testing.assert_array_equal(extract_bboxes(mask), expected)

@@ -188,3 +188,12 @@ def test_build_dataset_without_repeat_is_one_pass(config):
     assert len(batches) == 2  # 5 images, batch 2, remainder dropped
     ids = np.concatenate([b["input_image_meta"][:, 0] for b in batches])
     np.testing.assert_array_equal(ids, [0, 1, 2, 3])
+
+
+def test_no_augmentation_sources_are_left_unaugmented(config):
+    """A size-changing transform would fail, so passing proves the source was skipped."""
+    dataset = RectanglesDataset([[(8, 10, 28, 50, 2)]] * 2)
+    data = build_dataset(dataset, config, augmentation=A.Compose([A.CenterCrop(32, 32)]),
+                         no_augmentation_sources=["rects"], seed=0)
+    batch = next(iter(data.take(1).as_numpy_iterator()))
+    assert batch["input_image"].shape[1:3] == (64, 64)
