@@ -26,7 +26,7 @@ class ShapesDataset(Dataset):
     """Generated images of up to 4 shapes; masks account for occlusion by later shapes."""
 
     def load_shapes(self, count: int, height: int, width: int, seed: int | None = None) -> None:
-        """Register ``count`` random images of ``height`` x ``width`` pixels (then ``prepare()``)."""
+        """Register ``count`` random images of height x width pixels (then call ``prepare()``)."""
         if min(height, width) < 32:
             raise ValueError(f"shapes images must be at least 32x32 pixels, got {height}x{width}")
         for class_id, name in enumerate(SHAPE_CLASSES, start=1):
