@@ -19,7 +19,7 @@ import streamlit as st
 
 from unet.background import CutoutOptions, cut_out, decode_upload, encode_png
 from unet.imaging import ImageReadError
-from unet.inference import prepare_for_inference
+from unet.models import build_inference_model
 from unet.postprocess import parse_color
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
@@ -36,7 +36,7 @@ def model_path() -> str | None:
 @st.cache_resource
 def load_model(path: str) -> keras.Model:
     """Loaded once per process (cached), as a single-output inference model."""
-    return prepare_for_inference(keras.models.load_model(path))
+    return build_inference_model(keras.models.load_model(path))
 
 
 def sidebar_options() -> CutoutOptions:

@@ -24,9 +24,9 @@ from unet.data import (
     split_samples,
 )
 from unet.imaging import ImageReadError, list_image_files, read_image
-from unet.inference import predict_probability, prepare_for_inference
+from unet.inference import predict_probability
 from unet.metrics import SegmentationEvaluator
-from unet.models import build_unet, set_input_normalization
+from unet.models import build_inference_model, build_unet, set_input_normalization
 from unet.pipeline import compute_pixel_stats, make_dataset
 from unet.postprocess import compose_cutout, compute_alpha, parse_color
 from unet.rle import encode_rle, validate_submission, write_submission
@@ -191,7 +191,8 @@ def command_evaluate(args) -> int:
     samples = load_samples(args, config)
     if args.split == "val":
         samples = split_samples(samples, config.VAL_FRACTION, config.SEED)[1] or samples
-    model = prepare_for_inference(load_model(args, config), config.INFERENCE_MODE)
+    model = build_inference_model(load_model(args, config), config.INFERENCE_MODE,
+                                  config.INFERENCE_HEAD)
     raw, cleaned = SegmentationEvaluator(), SegmentationEvaluator()
     for sample in samples:
         image, target = sample.load(config.CHANNELS)
@@ -224,10 +225,11 @@ def _input_files(path_text: str):
 
 
 def _for_each_image(args, handle_image) -> int:
-    """Runs ``handle_image(path, image, alpha, probability)`` per input; bad files skipped."""
+    """Runs ``handle_image(path, image, alpha)`` per input file; bad files are skipped."""
     config = load_config(args)
     files, skipped = _input_files(args.image)
-    model = prepare_for_inference(load_model(args, config), config.INFERENCE_MODE)
+    model = build_inference_model(load_model(args, config), config.INFERENCE_MODE,
+                                  config.INFERENCE_HEAD)
     done = 0
     for path in files:
         try:

@@ -32,8 +32,10 @@ class SegmentationConfig:
     PADDING = "same"
     # U-Net++: one output per top-row node, trained jointly.
     DEEP_SUPERVISION = False
-    # U-Net++ inference with deep supervision: "accurate" (mean of heads) or "fast" (last head).
+    # U-Net++ inference with deep supervision: "accurate" (mean of heads) or "fast" (one head).
     INFERENCE_MODE = "accurate"
+    # "fast" mode: which head (1 = shallowest, pruned to depth 1; None = the last, deepest).
+    INFERENCE_HEAD = None
     # Output logits instead of probabilities (the losses and metrics follow).
     LOGITS = False
     # Loss: bce | dice | bce_dice | weighted | edge | focal_tversky.

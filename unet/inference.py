@@ -11,13 +11,8 @@ import keras
 import numpy as np
 
 from unet.imaging import resize_image
-from unet.models import build_inference_model, size_divisor
+from unet.models import size_divisor
 from unet.padding import crop_to_shape, pad_to_multiple
-
-
-def prepare_for_inference(model: keras.Model, mode: str = "accurate") -> keras.Model:
-    """Single-output model (U-Net++ heads averaged or pruned, see build_inference_model)."""
-    return build_inference_model(model, mode)
 
 
 def outputs_logits(model: keras.Model) -> bool:

@@ -104,12 +104,15 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                    reason=f"{CHROMIUM} not installed (Debian package 'chromium')")
-@pytest.mark.skipif(importlib.util.find_spec("playwright") is None
-                    or importlib.util.find_spec("streamlit") is None,
-                    reason="playwright and streamlit are needed (pip install playwright "
-                           "'mrcnn-toolkit[app]')")
+def _missing_for_browser_test():
+    missing = [] if os.path.exists(CHROMIUM) else [f"{CHROMIUM} (Debian package 'chromium')"]
+    missing += [f"python package {name}" for name in ("playwright", "streamlit")
+                if importlib.util.find_spec(name) is None]
+    return missing
+
+
+@pytest.mark.skipif(bool(_missing_for_browser_test()),
+                    reason="browser test needs: " + ", ".join(_missing_for_browser_test()))
 def test_app_in_headless_chromium(model_file, tmp_path):
     """A real browser uploads a photo and downloads an RGBA PNG of the original size."""
     from playwright.sync_api import sync_playwright

@@ -59,3 +59,19 @@ def test_transfer_copies_weights_into_a_four_channel_encoder():
 def test_build_encoder_rejects_unknown_weights():
     with pytest.raises(ValueError, match="imagenet"):
         build_encoder("mobilenetv2", (32, 32, 3), weights="/tmp/x.h5")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet50", "efficientnetb0"])
+def test_large_encoders_train_save_and_reload(name, tmp_path):
+    """ResNet50 / EfficientNetB0 U-Nets (no download) train a step and reload from .keras."""
+    from unet import DiceScore, get_loss
+
+    model = build_unet("encoder", (32, 32, 4), encoder=name, base_filters=4)
+    model.compile("adam", get_loss("bce_dice"), metrics=[DiceScore()], run_eagerly=True)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 4)).astype("float32")
+    masks = (images[..., :1] > 128).astype("float32")
+    model.fit(images, masks, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded(images[:1]), model(images[:1]), atol=1e-5)
