@@ -128,3 +128,37 @@ def test_script_runs_as_a_subprocess_with_exit_status_2():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error:")
     assert "Traceback" not in result.stderr
+
+
+def test_evaluate_reads_kaggle_csv_and_coco_json(trained_run):
+    """--format kaggle (RLE CSV) and --format coco (person polygons) feed the same evaluation."""
+    from unet.data import load_folder_pairs
+    from unet.rle import encode_rle
+
+    root, logs = trained_run
+    samples, _ = load_folder_pairs(root / "people")
+    masks = [sample.load()[1] for sample in samples]
+    lines = ["ImageId,EncodedPixels"] + [
+        f"{s.name}.png,{encode_rle(m)}" for s, m in zip(samples, masks, strict=True)]
+    (root / "people" / "train.csv").write_text("\n".join(lines) + "\n")
+    kaggle_out = root / "kaggle_metrics.json"
+    assert main(["evaluate", "--dataset", str(root / "people"), "--format", "kaggle",
+                 "--logs", str(logs), "--split", "all", "--out", str(kaggle_out)]) == 0
+    folder_out = root / "folder_metrics.json"
+    assert main(["evaluate", "--dataset", str(root / "people"), "--logs", str(logs),
+                 "--split", "all", "--out", str(folder_out)]) == 0
+    kaggle, folders = (json.loads(p.read_text()) for p in (kaggle_out, folder_out))
+    assert kaggle["images"] == folders["images"] == 10
+    assert kaggle["per_image"] == pytest.approx(folders["per_image"])
+
+    coco = {"images": [{"id": 1, "file_name": f"{samples[0].name}.png", "height": 48,
+                        "width": 48}],
+            "categories": [{"id": 1, "name": "person"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                             "area": 100.0, "segmentation": [[5, 5, 15, 5, 15, 15, 5, 15]]}]}
+    (root / "coco.json").write_text(json.dumps(coco))
+    assert main(["evaluate", "--dataset", str(root / "people"), "--format", "coco",
+                 "--annotations", str(root / "coco.json"), "--logs", str(logs),
+                 "--split", "all"]) == 0
+    assert main(["evaluate", "--dataset", str(root / "people"), "--format", "coco",
+                 "--logs", str(logs)]) == 2
