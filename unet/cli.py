@@ -139,8 +139,6 @@ def load_model(args, config) -> keras.Model:
     """The model named by ``--weights`` (a .keras file, last/best of --logs, or a new one)."""
     choice = args.weights
     if choice in ("none", "imagenet"):
-        if choice == "imagenet" and config.ARCH != "encoder":
-            raise UsageError("--weights imagenet needs --set ARCH=encoder")
         size = config.IMAGE_SIZE
         return build_unet(
             config.ARCH, (size, size, config.CHANNELS), depth=config.DEPTH,
@@ -155,6 +153,8 @@ def load_model(args, config) -> keras.Model:
 
 def command_train(args) -> int:
     config = load_config(args)
+    if args.weights == "imagenet" and config.ARCH != "encoder":
+        raise UsageError("--weights imagenet needs --set ARCH=encoder")
     samples = load_samples(args, config)
     train_samples, val_samples = split_samples(samples, config.VAL_FRACTION, config.SEED)
     if not val_samples:
@@ -165,6 +165,9 @@ def command_train(args) -> int:
     if args.weights == "none" and config.ARCH != "encoder":
         set_input_normalization(model, *compute_pixel_stats(train_samples, config.CHANNELS))
     if args.layers == "heads":
+        if not any(layer.name == "encoder" for layer in model.layers):
+            raise UsageError("--layers heads freezes a keras.applications encoder: it needs "
+                             "--set ARCH=encoder")
         model.get_layer("encoder").trainable = False
     compile_model(model, config.LOSS, config.LEARNING_RATE, config.RUN_EAGERLY)
     Path(args.logs).mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,7 @@ def test_remove_background_respects_exif_orientation(trained_run):
         (["predict", "--image", "/nonexistent.png"], "no such file"),
         (["evaluate", "--logs", "/nonexistent", "--dataset", "/nonexistent"], "not a folder"),
         (["remove-background", "--image", ".", "--background", "1,2"], "colour"),
+        (["train", "--weights", "imagenet", "--set", "ARCH=improved"], "needs --set ARCH=encoder"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -113,6 +114,13 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkey
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and err[-1].startswith("error:")
+
+
+def test_freezing_needs_an_encoder(trained_run, capsys):
+    root, _ = trained_run
+    assert main(["train", "--dataset", str(root / "people"), "--logs", str(root / "frozen"),
+                 "--layers", "heads", *TINY]) == 2
+    assert "needs --set ARCH=encoder" in capsys.readouterr().err
 
 
 def test_missing_weights_file_is_named(tmp_path, capsys):
