@@ -96,6 +96,10 @@ class MaskRCNNNetwork(keras.Model):
         self._backbone_channels = tuple(int(t.shape[-1]) for t in model.outputs)
         return model
 
+    def build(self, input_shape=None):
+        # Every weight-bearing part is a functional model, built at construction.
+        self.built = True
+
     @property
     def parts(self) -> list[keras.Model]:
         """The weight-bearing sub-models, in the order their weights appear in checkpoints."""

@@ -103,7 +103,18 @@ def load_weights_by_name(
     ``exclude``: layer names (or regexes matched in full) to leave untouched. A shape mismatch
     raises WeightsFileError naming the layer and both shapes, unless ``skip_mismatch``.
     """
-    file_layers = read_h5_weights(path)
+    return assign_weights(layers_by_name, read_h5_weights(path), Path(path).name, exclude,
+                          skip_mismatch)
+
+
+def assign_weights(
+    layers_by_name: dict[str, keras.layers.Layer],
+    file_layers: dict[str, list[np.ndarray]],
+    source: str,
+    exclude: Sequence[str] = (),
+    skip_mismatch: bool = False,
+) -> LoadReport:
+    """Set layer weights from ``file_layers`` (name -> arrays) read from ``source``."""
     excluded = [re.compile(p) for p in exclude]
     report = LoadReport()
     for name, layer in layers_by_name.items():
@@ -118,7 +129,7 @@ def load_weights_by_name(
         found = [tuple(a.shape) for a in arrays]
         if expected != found:
             message = (f"layer {name!r}: the model expects weight shapes {expected} but "
-                       f"{Path(path).name} has {found}")
+                       f"{source} has {found}")
             if skip_mismatch:
                 logger.warning("skipping %s", message)
                 report.skipped.append(name)
@@ -127,7 +138,7 @@ def load_weights_by_name(
         layer.set_weights(arrays)
         report.loaded.append(name)
     report.unused = sorted(set(file_layers) - set(layers_by_name))
-    logger.info("%s: %s", Path(path).name, report)
+    logger.info("%s: %s", source, report)
     return report
 
 
