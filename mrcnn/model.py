@@ -161,9 +161,13 @@ class MaskRCNN:
             optimizer=keras.optimizers.SGD(
                 learning_rate=learning_rate,
                 momentum=self.config.LEARNING_MOMENTUM,
-                clipnorm=self.config.GRADIENT_CLIP_NORM,
+                # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it.
+                global_clipnorm=self.config.GRADIENT_CLIP_NORM,
             )
         )
+        # Creating the momentum slots here, not inside the first traced step, saves a second
+        # trace of the whole training graph.
+        self.keras_model.optimizer.build(self.keras_model.trainable_variables)
         logger.info("starting at epoch %d, LR=%s, checkpoints in %s", self.epoch, learning_rate,
                     self.log_dir)
         history = self.keras_model.fit(
@@ -175,6 +179,7 @@ class MaskRCNN:
             validation_steps=self.config.VALIDATION_STEPS if val_data is not None else None,
             callbacks=callbacks,
             verbose="auto",
+            shuffle=False,  # build_dataset already shuffles
         )
         self.epoch = max(self.epoch, epochs)
         return history

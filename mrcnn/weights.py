@@ -157,7 +157,7 @@ def save_weights_h5(layers_by_name: dict[str, keras.layers.Layer], path: str | o
             for index, weight in enumerate(layer.weights):
                 weight_name = f"{name}/{_short_name(weight, index)}:0"
                 weight_names.append(weight_name.encode())
-                group.create_dataset(weight_name, data=keras.ops.convert_to_numpy(weight))
+                group.create_dataset(weight_name, data=np.asarray(weight.numpy()))
             group.attrs["weight_names"] = np.array(weight_names, dtype="S")
         handle.flush()
     os.replace(temporary, path)
