@@ -13,7 +13,8 @@ install-test:
 demo: install
 	$(PYTHON) samples/shapes.py train --logs logs/demo --weights none
 	$(PYTHON) samples/shapes.py evaluate --logs logs/demo --weights last --out logs/demo/metrics.json
-	$(PYTHON) samples/shapes.py detect --logs logs/demo --weights last --out logs/demo/detections
+	$(PYTHON) samples/shapes.py generate --out logs/demo/images --count 8
+	$(PYTHON) samples/shapes.py detect --logs logs/demo --weights last --image logs/demo/images --out logs/demo/detections
 
 test: install-test
 	$(PYTHON) -m pytest -m "not slow" -q

@@ -60,7 +60,7 @@ def generate_pyramid_anchors(
     return np.concatenate(
         [
             generate_anchors(scale, ratios, shape, stride, anchor_stride)
-            for scale, shape, stride in zip(scales, feature_shapes, feature_strides)
+            for scale, shape, stride in zip(scales, feature_shapes, feature_strides, strict=True)
         ],
         axis=0,
     )

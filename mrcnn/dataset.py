@@ -72,11 +72,11 @@ class Dataset:
 
         self.class_from_source_map = {
             f"{info['source']}.{info['id']}": class_id
-            for info, class_id in zip(self.class_info, self.class_ids)
+            for info, class_id in zip(self.class_info, self.class_ids, strict=True)
         }
         self.image_from_source_map = {
             f"{info['source']}.{info['id']}": image_id
-            for info, image_id in zip(self.image_info, self.image_ids)
+            for info, image_id in zip(self.image_info, self.image_ids, strict=True)
         }
         self.sources = sorted({info["source"] for info in self.class_info})
         self.source_class_ids = {}

@@ -204,7 +204,7 @@ class MaskRCNNNetwork(keras.Model):
         variables = self.trainable_variables
         gradients = tape.gradient(total, variables)
         self.optimizer.apply_gradients(
-            [(g, v) for g, v in zip(gradients, variables) if g is not None]
+            [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
         )
         results = self._update_trackers(total, decay, parts)
         results["learning_rate"] = tf.cast(self.optimizer.learning_rate, tf.float32)

@@ -85,7 +85,7 @@ def read_h5_weights(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
                 # nested model such as rpn_model, whose sub-layers keep their own names.
                 if len(set(owners)) <= 1:
                     owners = [group_name] * len(weight_names)
-                for owner, weight_name in zip(owners, weight_names):
+                for owner, weight_name in zip(owners, weight_names, strict=True):
                     layers.setdefault(owner, []).append(np.asarray(group[weight_name]))
         except (KeyError, OSError) as error:
             raise WeightsFileError(f"{path} is truncated or damaged: {error}") from error

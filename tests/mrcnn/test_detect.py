@@ -11,7 +11,7 @@ def test_detect_images_of_different_sizes(tiny_inference_model):
     images = [rng.integers(0, 255, size=s, dtype=np.uint8) for s in shapes]
     results = tiny_inference_model.detect(images)
     assert len(results) == 3  # not limited to BATCH_SIZE (2)
-    for shape, result in zip(shapes, results):
+    for shape, result in zip(shapes, results, strict=True):
         n = len(result["class_ids"])
         assert result["masks"].shape == (shape[0], shape[1], n)
         assert result["masks"].dtype == bool

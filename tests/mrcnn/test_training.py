@@ -65,8 +65,8 @@ def test_repeated_train_calls_keep_total_equal_to_weighted_parts(run, config):
             for epoch in range(len(history["loss"])):
                 parts = sum(config.LOSS_WEIGHTS[name] * history[prefix + name][epoch]
                             for name in LOSS_NAMES)
-                expected = parts + (history["weight_decay_loss"][epoch] if not prefix else 0.0)
-                assert history[prefix + "loss"][epoch] == pytest.approx(expected, rel=1e-4)
+                expected = parts + history[prefix + "weight_decay_loss"][epoch]
+                assert history[prefix + "loss"][epoch] == pytest.approx(expected, rel=1e-5)
 
 
 def test_checkpoints_use_matterport_names_and_find_last_resumes(run, config):

@@ -49,7 +49,7 @@ def test_matterport_layout_loads_every_layer(tiny_inference_model, tmp_path, inn
     assert not report.missing and not report.unused and not report.skipped
     assert sorted(report.loaded) == sorted(model._layers)
     for name in ("conv1", "rpn_class_raw", "mrcnn_mask_bn2", "mrcnn_class_logits"):
-        for got, want in zip(model._layers[name].get_weights(), values[name]):
+        for got, want in zip(model._layers[name].get_weights(), values[name], strict=True):
             np.testing.assert_array_equal(got, want)
 
 
@@ -61,7 +61,7 @@ def test_exclude_leaves_heads_untouched(tiny_inference_model, tmp_path):
     write_matterport_h5(path, model._layers, seed=1)
     report = model.load_weights(str(path), by_name=True, exclude=HEADS)
     assert set(report.skipped) == {"mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask"}
-    for got, want in zip(model._layers["mrcnn_class_logits"].get_weights(), before):
+    for got, want in zip(model._layers["mrcnn_class_logits"].get_weights(), before, strict=True):
         np.testing.assert_array_equal(got, want)
 
 
@@ -105,5 +105,5 @@ def test_own_checkpoint_round_trip(tiny_inference_model, tmp_path):
     report = load_weights_by_name(model._layers, path)
     assert not report.missing and not report.unused
     for name, arrays in saved.items():
-        for got, want in zip(model._layers[name].get_weights(), arrays):
+        for got, want in zip(model._layers[name].get_weights(), arrays, strict=True):
             np.testing.assert_array_equal(got, want)
