@@ -28,6 +28,9 @@ DERIVED_FIELDS = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
 BACKBONE_STAGE_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 
 
+DISTRIBUTION_STRATEGIES = (None, "mirrored", "multi_worker")
+
+
 class ConfigError(ValueError):
     """A Config field holds a value the model cannot work with."""
 
@@ -40,6 +43,11 @@ class Config:
 
     # Number of GPUs to use. Several GPUs are driven through tf.distribute, not ParallelModel.
     GPU_COUNT = 1
+
+    # How training is spread over devices (tf.distribute): None = the default device;
+    # "mirrored" = MirroredStrategy over GPU_COUNT local GPUs (or logical CPUs where no GPU);
+    # "multi_worker" = MultiWorkerMirroredStrategy across machines (reads TF_CONFIG).
+    DISTRIBUTION_STRATEGY: str | None = None
 
     # Images per GPU. A 12GB GPU can typically handle 2 images of 1024x1024px.
     IMAGES_PER_GPU = 2
@@ -256,6 +264,8 @@ class Config:
                    name, value, "an integer >= 1")
         _check(self.NUM_CLASSES >= 2 or type(self) is Config, "NUM_CLASSES", self.NUM_CLASSES,
                ">= 2 (background + at least one class)")
+        _check(self.DISTRIBUTION_STRATEGY in DISTRIBUTION_STRATEGIES, "DISTRIBUTION_STRATEGY",
+               self.DISTRIBUTION_STRATEGY, f"one of {DISTRIBUTION_STRATEGIES}")
         _check(callable(self.BACKBONE) or self.BACKBONE in BACKBONES, "BACKBONE", self.BACKBONE,
                f"one of {BACKBONES} or a callable")
         if callable(self.BACKBONE):

@@ -23,6 +23,7 @@ import tensorflow as tf
 from mrcnn import training
 from mrcnn.anchors import anchors_for_image_shape
 from mrcnn.config import Config
+from mrcnn.distribute import build_strategy
 from mrcnn.imaging import compose_image_meta, mold_image, resize_image
 from mrcnn.network import MaskRCNNNetwork
 from mrcnn.postprocess import unmold_detections
@@ -50,7 +51,9 @@ class MaskRCNN:
         self.mode = mode
         self.config = config
         self.model_dir = Path(model_dir)
-        self.keras_model = MaskRCNNNetwork(config)
+        self.strategy = build_strategy(config)
+        with self.strategy.scope():
+            self.keras_model = MaskRCNNNetwork(config)
         self._layers = weight_layers(self.keras_model.parts)
         self._predict = tf.function(self._predict_batch, reduce_retracing=True)
         self.epoch = 0
@@ -148,6 +151,9 @@ class MaskRCNN:
         if val_dataset is not None:
             val_data = _as_tf_dataset(val_dataset, build_dataset, self.config, shuffle=True)
 
+        if self.config.DISTRIBUTION_STRATEGY is not None:
+            train_data, val_data = (_for_replicas(d) if d is not None else None
+                                    for d in (train_data, val_data))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         callbacks = [
             keras.callbacks.TensorBoard(log_dir=str(self.log_dir), write_graph=False),
@@ -157,17 +163,8 @@ class MaskRCNN:
         ]
         # A fresh optimizer per call, as in Matterport; losses are recomputed from their parts
         # every step, so nothing accumulates across calls.
-        self.keras_model.compile(
-            optimizer=keras.optimizers.SGD(
-                learning_rate=learning_rate,
-                momentum=self.config.LEARNING_MOMENTUM,
-                # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it.
-                global_clipnorm=self.config.GRADIENT_CLIP_NORM,
-            )
-        )
-        # Creating the momentum slots here, not inside the first traced step, saves a second
-        # trace of the whole training graph.
-        self.keras_model.optimizer.build(self.keras_model.trainable_variables)
+        with self.strategy.scope():
+            self._compile(learning_rate)
         logger.info("starting at epoch %d, LR=%s, checkpoints in %s", self.epoch, learning_rate,
                     self.log_dir)
         history = self.keras_model.fit(
@@ -183,6 +180,20 @@ class MaskRCNN:
         )
         self.epoch = max(self.epoch, epochs)
         return history
+
+    def _compile(self, learning_rate: float) -> None:
+        """A fresh SGD optimizer with Matterport's momentum and clipping, slots built eagerly."""
+        self.keras_model.compile(
+            optimizer=keras.optimizers.SGD(
+                learning_rate=learning_rate,
+                momentum=self.config.LEARNING_MOMENTUM,
+                # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it.
+                global_clipnorm=self.config.GRADIENT_CLIP_NORM,
+            )
+        )
+        # Creating the momentum slots here, not inside the first traced step, saves a second
+        # trace of the whole training graph.
+        self.keras_model.optimizer.build(self.keras_model.trainable_variables)
 
     # ----------------------------------------------------------------------------------------
     # Inference
@@ -276,3 +287,9 @@ def _as_tf_dataset(data: Any, build_dataset, config: Config, **kwargs) -> tf.dat
     if len(data.image_ids) == 0:
         raise ValueError(f"{type(data).__name__} has no images (did you call prepare()?)")
     return build_dataset(data, config, **kwargs)
+
+
+def _for_replicas(data: tf.data.Dataset) -> tf.data.Dataset:
+    """Masks as uint8: Keras averages a first batch over replicas, which bool cannot do."""
+    return data.map(lambda batch: {**batch,
+                                   "input_gt_masks": tf.cast(batch["input_gt_masks"], tf.uint8)})

@@ -81,6 +81,12 @@ class MaskRCNNNetwork(keras.Model):
         self.loss_weights = {name: float(config.LOSS_WEIGHTS[name]) for name in LOSS_NAMES}
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", *LOSS_NAMES, "weight_decay_loss")}
+        # Every weight-bearing part is a functional model built above, and the graph layers
+        # hold no weights: the whole network is built (Keras checks this before distributing).
+        for layer in (self.roi_align_classifier, self.roi_align_mask, self.training_proposals,
+                      self.inference_proposals, self.detection_targets, self.detection):
+            layer.built = True
+        self.built = True
 
     # ----------------------------------------------------------------------------------------
     # Construction helpers
@@ -95,10 +101,6 @@ class MaskRCNNNetwork(keras.Model):
                                  frozen_bn, name="backbone")
         self._backbone_channels = tuple(int(t.shape[-1]) for t in model.outputs)
         return model
-
-    def build(self, input_shape=None):
-        # Every weight-bearing part is a functional model, built at construction.
-        self.built = True
 
     @property
     def parts(self) -> list[keras.Model]:
@@ -201,8 +203,11 @@ class MaskRCNNNetwork(keras.Model):
         with tf.GradientTape() as tape:
             parts = self.compute_losses(data, training=True)
             total, decay = self._total(parts)
+            # Under tf.distribute the replicas' gradients are summed: scale to their mean.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = total / tf.cast(replicas, total.dtype)
         variables = self.trainable_variables
-        gradients = tape.gradient(total, variables)
+        gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(
             [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
         )
