@@ -29,6 +29,7 @@ BACKBONE_STAGE_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 
 
 DISTRIBUTION_STRATEGIES = (None, "mirrored", "multi_worker")
+PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,11 @@ class Config:
     # "mirrored" = MirroredStrategy over GPU_COUNT local GPUs (or logical CPUs where no GPU);
     # "multi_worker" = MultiWorkerMirroredStrategy across machines (reads TF_CONFIG).
     DISTRIBUTION_STRATEGY: str | None = None
+
+    # Mixed precision: None (float32), "mixed_float16" (GPUs; dynamic loss scaling) or
+    # "mixed_bfloat16" (TPUs, recent CPUs and GPUs). Convolutions and dense layers compute in the
+    # low precision; proposals, ROIAlign, targets, detection and losses stay in float32.
+    MIXED_PRECISION: str | None = None
 
     # Images per GPU. A 12GB GPU can typically handle 2 images of 1024x1024px.
     IMAGES_PER_GPU = 2
@@ -266,6 +272,8 @@ class Config:
                ">= 2 (background + at least one class)")
         _check(self.DISTRIBUTION_STRATEGY in DISTRIBUTION_STRATEGIES, "DISTRIBUTION_STRATEGY",
                self.DISTRIBUTION_STRATEGY, f"one of {DISTRIBUTION_STRATEGIES}")
+        _check(self.MIXED_PRECISION in PRECISIONS, "MIXED_PRECISION", self.MIXED_PRECISION,
+               f"one of {PRECISIONS}")
         _check(callable(self.BACKBONE) or self.BACKBONE in BACKBONES, "BACKBONE", self.BACKBONE,
                f"one of {BACKBONES} or a callable")
         if callable(self.BACKBONE):

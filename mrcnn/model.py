@@ -183,14 +183,17 @@ class MaskRCNN:
 
     def _compile(self, learning_rate: float) -> None:
         """A fresh SGD optimizer with Matterport's momentum and clipping, slots built eagerly."""
-        self.keras_model.compile(
-            optimizer=keras.optimizers.SGD(
-                learning_rate=learning_rate,
-                momentum=self.config.LEARNING_MOMENTUM,
-                # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it.
-                global_clipnorm=self.config.GRADIENT_CLIP_NORM,
-            )
+        optimizer = keras.optimizers.SGD(
+            learning_rate=learning_rate,
+            momentum=self.config.LEARNING_MOMENTUM,
+            # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it.
+            global_clipnorm=self.config.GRADIENT_CLIP_NORM,
         )
+        if self.config.MIXED_PRECISION == "mixed_float16":
+            # Dynamic loss scaling keeps float16 gradients from underflowing; steps with
+            # non-finite gradients are skipped and the scale lowered.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        self.keras_model.compile(optimizer=optimizer)
         # Creating the momentum slots here, not inside the first traced step, saves a second
         # trace of the whole training graph.
         self.keras_model.optimizer.build(self.keras_model.trainable_variables)

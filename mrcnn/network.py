@@ -6,6 +6,8 @@ Training losses are computed in ``train_step`` and reported under Matterport's n
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -42,17 +44,21 @@ class MaskRCNNNetwork(keras.Model):
         super().__init__(name=kwargs.pop("name", "mask_rcnn"), **kwargs)
         self.config = config
         frozen_bn = config.TRAIN_BN is False
-        self.backbone = self._build_backbone(config, frozen_bn)
         depth = config.TOP_DOWN_PYRAMID_SIZE
-        self.fpn = build_fpn(self._backbone_channels, depth)
-        self.rpn = build_rpn_model(len(config.RPN_ANCHOR_RATIOS), depth, config.RPN_CONV_SIZE,
-                                   config.RPN_ANCHOR_STRIDE)
-        self.classifier_head = build_classifier_head(
-            config.NUM_CLASSES, config.POOL_SIZE, depth, config.FPN_CLASSIF_FC_LAYERS_SIZE, frozen_bn
-        )
-        self.mask_head = build_mask_head(
-            config.NUM_CLASSES, config.MASK_POOL_SIZE, depth, config.MASK_HEAD_CONV_SIZE, frozen_bn
-        )
+        with dtype_policy(config.MIXED_PRECISION or "float32"):
+            self.backbone = self._build_backbone(config, frozen_bn)
+            self.fpn = build_fpn(self._backbone_channels, depth)
+            self.rpn = build_rpn_model(len(config.RPN_ANCHOR_RATIOS), depth,
+                                       config.RPN_CONV_SIZE, config.RPN_ANCHOR_STRIDE)
+            self.classifier_head = build_classifier_head(
+                config.NUM_CLASSES, config.POOL_SIZE, depth, config.FPN_CLASSIF_FC_LAYERS_SIZE,
+                frozen_bn
+            )
+            self.mask_head = build_mask_head(
+                config.NUM_CLASSES, config.MASK_POOL_SIZE, depth, config.MASK_HEAD_CONV_SIZE,
+                frozen_bn
+            )
+        # Everything below computes in float32 whatever the policy of the convolutional parts.
         self.roi_align_classifier = PyramidROIAlign(
             (config.POOL_SIZE, config.POOL_SIZE), name="roi_align_classifier"
         )
@@ -121,7 +127,7 @@ class MaskRCNNNetwork(keras.Model):
         pooled = self.roi_align_classifier(rois, image_shape, feature_maps)
         batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
         flat = tf.reshape(pooled, [-1, *pooled.shape[2:]])
-        logits, probs, deltas = self.classifier_head(flat, training=training)
+        logits, probs, deltas = _float32(self.classifier_head(flat, training=training))
         num_classes = self.config.NUM_CLASSES
         return (tf.reshape(logits, [batch, count, num_classes]),
                 tf.reshape(probs, [batch, count, num_classes]),
@@ -130,7 +136,8 @@ class MaskRCNNNetwork(keras.Model):
     def _segment(self, rois, image_shape, feature_maps, training):
         pooled = self.roi_align_mask(rois, image_shape, feature_maps)
         batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
-        masks = self.mask_head(tf.reshape(pooled, [-1, *pooled.shape[2:]]), training=training)
+        masks = tf.cast(self.mask_head(tf.reshape(pooled, [-1, *pooled.shape[2:]]),
+                                       training=training), tf.float32)
         return tf.reshape(masks, [batch, count, *masks.shape[1:]])
 
     # ----------------------------------------------------------------------------------------
@@ -139,7 +146,7 @@ class MaskRCNNNetwork(keras.Model):
         images = inputs["input_image"]
         image_shape = tf.shape(images)[1:3]
         pyramid = self._pyramid(images, training=False)
-        _, rpn_probs, rpn_deltas = run_rpn(self.rpn, pyramid)
+        _, rpn_probs, rpn_deltas = _float32(run_rpn(self.rpn, pyramid))
         rois = self.inference_proposals(rpn_probs, rpn_deltas, inputs["input_anchors"])
         _, probs, deltas = self._classify(rois, image_shape, pyramid[:4], training=False)
         windows = box_ops.norm_boxes(inputs["input_image_meta"][:, META_WINDOW], image_shape)
@@ -154,7 +161,7 @@ class MaskRCNNNetwork(keras.Model):
         images = batch["input_image"]
         image_shape = tf.shape(images)[1:3]
         pyramid = self._pyramid(images, training=training)
-        rpn_logits, rpn_probs, rpn_deltas = run_rpn(self.rpn, pyramid)
+        rpn_logits, rpn_probs, rpn_deltas = _float32(run_rpn(self.rpn, pyramid))
         proposals = self.training_proposals(rpn_probs, rpn_deltas, self.training_anchors)
         gt_boxes = box_ops.norm_boxes(batch["input_gt_boxes"], image_shape)
         rois, target_class_ids, target_deltas, target_masks = self.detection_targets(
@@ -205,7 +212,7 @@ class MaskRCNNNetwork(keras.Model):
             total, decay = self._total(parts)
             # Under tf.distribute the replicas' gradients are summed: scale to their mean.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = total / tf.cast(replicas, total.dtype)
+            scaled = self.optimizer.scale_loss(total / tf.cast(replicas, total.dtype))
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(
@@ -219,3 +226,18 @@ class MaskRCNNNetwork(keras.Model):
         parts = self.compute_losses(data, training=False)
         total, decay = self._total(parts)
         return self._update_trackers(total, decay, parts)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Build layers under the Keras dtype policy ``name``, restoring the global one after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _float32(tensors) -> tuple:
+    return tuple(tf.cast(t, tf.float32) for t in tensors)
