@@ -17,11 +17,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mrcnn.config import Config, ConfigError, parse_override
+from mrcnn.config import Config, ConfigError, parse_override, tiny_config
+from mrcnn.dataset import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +37,21 @@ class UsageError(Exception):
 class SampleSpec:
     """What a sample script contributes to the common CLI.
 
-    make_config: returns the training Config. load_dataset(args, subset) returns a prepared
-    Dataset for subset "train" or "val". add_arguments adds dataset-specific flags.
-    stages: the default schedule, (layers, epochs, learning-rate factor) per stage; ``--layers``
-    and ``--epochs`` replace it by one stage.
+    make_config(args): returns the training Config. load_dataset(args, subset) returns a
+    prepared Dataset for subset "train" or "val". add_arguments adds dataset-specific flags.
+    schedules: named training schedules, each a tuple of (layers, until epoch, learning-rate
+    factor) stages; the first is the default, ``--schedule NAME`` picks another, and
+    ``--layers``/``--epochs`` replace the schedule by one stage.
     """
 
     name: str
     description: str
-    make_config: Callable[[], Config]
+    make_config: Callable[[argparse.Namespace], Config]
     load_dataset: Callable[[argparse.Namespace, str], Any]
     default_dataset: str | None = None
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
-    stages: tuple[tuple[str, int, float], ...] = (("heads", 1, 1.0),)
+    schedules: dict[str, tuple[tuple[str, int, float], ...]] = field(
+        default_factory=lambda: {"heads": (("heads", 1, 1.0),)})
 
 
 def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
@@ -64,7 +67,12 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
         sub.add_argument("--logs", default="logs", help="logs and checkpoints directory")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a Config field (repeatable), e.g. IMAGE_MAX_DIM=256")
+        sub.add_argument("--preset", choices=["tiny"],
+                         help="tiny: 64 px images and narrow layers, to check a pipeline in seconds")
         if command == "train":
+            sub.add_argument("--schedule", choices=list(spec.schedules),
+                             default=next(iter(spec.schedules)),
+                             help="staged schedule: layers, epochs and LR per stage")
             sub.add_argument("--epochs", type=int, help="train until this epoch (one stage)")
             sub.add_argument("--steps-per-epoch", type=int)
             sub.add_argument("--layers", help="heads | 3+ | 4+ | 5+ | all | REGEX (one stage)")
@@ -91,7 +99,7 @@ def main(spec: SampleSpec, argv: Sequence[str] | None = None) -> int:
             run_evaluate(spec, args, config)
         else:
             run_detect(spec, args, config)
-    except (UsageError, ConfigError, FileNotFoundError) as error:
+    except (UsageError, ConfigError, DatasetError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
@@ -99,7 +107,9 @@ def main(spec: SampleSpec, argv: Sequence[str] | None = None) -> int:
 
 def make_config(spec: SampleSpec, args: argparse.Namespace) -> Config:
     """The sample's Config with ``--set`` and the command's flags applied, validated."""
-    config = spec.make_config()
+    config = spec.make_config(args)
+    if args.preset == "tiny":
+        config = tiny_config(config.NUM_CLASSES, config.NAME)
     overrides = dict(parse_override(text, config) for text in args.set)
     if getattr(args, "steps_per_epoch", None):
         overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
@@ -139,7 +149,7 @@ def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> Non
     val_set = spec.load_dataset(args, "val")
     model = modellib.MaskRCNN(mode="training", config=config, model_dir=args.logs)
     load_weights(model, args.weights, config)
-    stages = spec.stages
+    stages = spec.schedules[args.schedule]
     if args.epochs or args.layers:
         stages = ((args.layers or stages[-1][0], args.epochs or stages[-1][1], 1.0),)
     for layers, epochs, lr_factor in stages:
@@ -186,7 +196,8 @@ def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> No
             "detections": [
                 {"class_id": int(c), "class_name": class_names[int(c)], "score": float(s),
                  "box_y1x1y2x2": [int(v) for v in box]}
-                for c, s, box in zip(result["class_ids"], result["scores"], result["rois"])
+                for c, s, box in zip(result["class_ids"], result["scores"], result["rois"],
+                                     strict=True)
             ],
         })
         print(f"{path.name}: {len(result['class_ids'])} instances -> {png}")
@@ -197,7 +208,7 @@ def _class_names(spec: SampleSpec, args: argparse.Namespace, config: Config) -> 
     """Class names from the validation dataset when it is available, else generic names."""
     try:
         return list(spec.load_dataset(args, "val").class_names)
-    except (UsageError, FileNotFoundError, OSError):
+    except (UsageError, DatasetError, FileNotFoundError, OSError):
         return ["BG"] + [f"class_{i}" for i in range(1, config.NUM_CLASSES)]
 
 

@@ -90,11 +90,11 @@ def generate(argv: list[str]) -> int:
 SPEC = SampleSpec(
     name="shapes",
     description=__doc__.splitlines()[0],
-    make_config=ShapesConfig,
+    make_config=lambda args: ShapesConfig(),
     load_dataset=load_dataset,
     add_arguments=add_arguments,
     # All layers at LEARNING_RATE, then a tenth of it for the last two epochs.
-    stages=(("all", 6, 1.0), ("all", 8, 0.1)),
+    schedules={"scratch": (("all", 6, 1.0), ("all", 8, 0.1))},
 )
 
 if __name__ == "__main__":
