@@ -59,9 +59,9 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for command in ("train", "evaluate", "detect"):
         sub = commands.add_parser(command)
-        if command != "detect":
-            sub.add_argument("--dataset", default=spec.default_dataset,
-                             help="dataset root directory")
+        sub.add_argument("--dataset", default=spec.default_dataset,
+                         help="dataset root directory" + (" (detect: for class names only)"
+                                                          if command == "detect" else ""))
         sub.add_argument("--weights", default="last" if command != "train" else "none",
                          help="coco | imagenet | last | none | PATH to an .h5 file")
         sub.add_argument("--logs", default="logs", help="logs and checkpoints directory")
@@ -145,8 +145,8 @@ def load_weights(model, weights: str, config: Config) -> None:
 def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
     from mrcnn import model as modellib
 
-    train_set = spec.load_dataset(args, "train")
-    val_set = spec.load_dataset(args, "val")
+    train_set = _checked_classes(spec.load_dataset(args, "train"), config)
+    val_set = _checked_classes(spec.load_dataset(args, "val"), config)
     model = modellib.MaskRCNN(mode="training", config=config, model_dir=args.logs)
     load_weights(model, args.weights, config)
     stages = spec.schedules[args.schedule]
@@ -162,7 +162,7 @@ def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> 
     from mrcnn import model as modellib
     from mrcnn.evaluator import evaluate_dataset, format_metrics
 
-    dataset = spec.load_dataset(args, "val")
+    dataset = _checked_classes(spec.load_dataset(args, "val"), config)
     model = modellib.MaskRCNN(mode="inference", config=config, model_dir=args.logs)
     load_weights(model, args.weights, config)
     metrics = evaluate_dataset(model, dataset, limit=args.limit or None)
@@ -202,6 +202,15 @@ def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> No
         })
         print(f"{path.name}: {len(result['class_ids'])} instances -> {png}")
     _write_json(out_dir / "detections.json", records)
+
+
+def _checked_classes(dataset, config: Config):
+    """The dataset, if its class count fits the config; else a user error saying the fix."""
+    if dataset.num_classes != config.NUM_CLASSES:
+        raise UsageError(f"the dataset has {dataset.num_classes} classes (background included) "
+                         f"but NUM_CLASSES={config.NUM_CLASSES}; pass --set "
+                         f"NUM_CLASSES={dataset.num_classes}")
+    return dataset
 
 
 def _class_names(spec: SampleSpec, args: argparse.Namespace, config: Config) -> list[str]:
