@@ -76,6 +76,10 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
             sub.add_argument("--epochs", type=int, help="train until this epoch (one stage)")
             sub.add_argument("--steps-per-epoch", type=int)
             sub.add_argument("--layers", help="heads | 3+ | 4+ | 5+ | all | REGEX (one stage)")
+            sub.add_argument("--map-every", type=int, default=0, metavar="N",
+                             help="every N epochs, log mAP on validation images to TensorBoard")
+            sub.add_argument("--map-images", type=int, default=20, metavar="K",
+                             help="validation images used by --map-every (default 20)")
         if command == "evaluate":
             sub.add_argument("--limit", type=int, default=0, help="evaluate at most N images")
             sub.add_argument("--out", help="write the metrics JSON here")
@@ -152,9 +156,15 @@ def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> Non
     stages = spec.schedules[args.schedule]
     if args.epochs or args.layers:
         stages = ((args.layers or stages[-1][0], args.epochs or stages[-1][1], 1.0),)
+    callbacks = []
+    if args.map_every:
+        from mrcnn.callbacks import MeanAPCallback
+
+        callbacks.append(MeanAPCallback(model, val_set, every=args.map_every,
+                                        limit=args.map_images))
     for layers, epochs, lr_factor in stages:
         model.train(train_set, val_set, learning_rate=config.LEARNING_RATE * lr_factor,
-                    epochs=epochs, layers=layers)
+                    epochs=epochs, layers=layers, custom_callbacks=callbacks)
     print(f"checkpoints: {model.log_dir}")
 
 

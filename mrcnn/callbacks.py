@@ -1,0 +1,86 @@
+"""Training callbacks: mAP on held-out images, logged to TensorBoard while a run trains.
+
+    from mrcnn.callbacks import MeanAPCallback
+    model.train(train_set, val_set, learning_rate=..., epochs=20, layers="heads",
+                custom_callbacks=[MeanAPCallback(model, val_set, every=2, limit=50)])
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+
+class MeanAPCallback(keras.callbacks.Callback):
+    """Every ``every`` epochs, detect on ``limit`` images of ``dataset`` and log the scores.
+
+    Logged (TensorBoard run ``<log_dir>/validation_map``, and into the epoch's ``logs`` so the
+    History and other callbacks see them): ``val_mAP50`` and ``val_mAP`` (Matterport's
+    per-image means), ``val_bbox_AP`` and ``val_segm_AP`` (COCO). With ``images > 0`` the
+    detections on the first images are logged as TensorBoard images too.
+    model: the :class:`mrcnn.model.MaskRCNN` being trained (its weights are used as they are).
+    """
+
+    def __init__(self, model, dataset, every: int = 1, limit: int = 20, images: int = 1):
+        super().__init__()
+        if every < 1 or limit < 1:
+            raise ValueError(f"every and limit must be >= 1, got every={every}, limit={limit}")
+        self.maskrcnn = model
+        self.dataset = dataset
+        self.every = int(every)
+        self.image_ids = list(dataset.image_ids)[:limit]
+        self.images = int(images)
+        self._writer = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if (epoch + 1) % self.every:
+            return
+        from mrcnn.evaluator import evaluate_dataset
+
+        metrics = evaluate_dataset(self.maskrcnn, self.dataset, image_ids=self.image_ids,
+                                   progress=False)
+        scores = {"val_mAP50": metrics["mAP50"], "val_mAP": metrics["mAP"],
+                  "val_bbox_AP": metrics["bbox"]["AP"], "val_segm_AP": metrics["segm"]["AP"]}
+        if logs is not None:
+            logs.update(scores)
+        writer = self._summary_writer()
+        with writer.as_default(step=epoch):
+            for name, value in scores.items():
+                tf.summary.scalar(name, value)
+            for index, image_id in enumerate(self.image_ids[:self.images]):
+                tf.summary.image(f"val_detections/{index}", self._drawing(image_id)[None])
+        writer.flush()
+        logger.info("epoch %d: %s", epoch + 1,
+                    ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _summary_writer(self):
+        if self._writer is None:
+            path = Path(self.maskrcnn.log_dir) / "validation_map"
+            self._writer = tf.summary.create_file_writer(str(path))
+        return self._writer
+
+    def _drawing(self, image_id: int) -> np.ndarray:
+        """uint8 [H, W, 3]: the image with its detections drawn."""
+        from mrcnn.visualize import display_instances
+
+        image = self.dataset.load_image(image_id)
+        result = self.maskrcnn.detect([image])[0]
+        figure = display_instances(image, result["rois"], result["masks"], result["class_ids"],
+                                   self.dataset.class_names, result["scores"], figsize=(6, 6))
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        plt.close(figure)
+        return tf.io.decode_png(buffer.getvalue(), channels=3).numpy()
