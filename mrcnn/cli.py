@@ -83,6 +83,8 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
         if command == "evaluate":
             sub.add_argument("--limit", type=int, default=0, help="evaluate at most N images")
             sub.add_argument("--out", help="write the metrics JSON here")
+            sub.add_argument("--coco-results", metavar="FILE",
+                             help="also write the detections as COCO results JSON (RLE masks)")
         if command == "detect":
             sub.add_argument("--image", required=True, help="an image file or a directory")
             sub.add_argument("--out", default="detections", help="output directory for PNG + JSON")
@@ -175,7 +177,8 @@ def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> 
     dataset = _checked_classes(spec.load_dataset(args, "val"), config)
     model = modellib.MaskRCNN(mode="inference", config=config, model_dir=args.logs)
     load_weights(model, args.weights, config)
-    metrics = evaluate_dataset(model, dataset, limit=args.limit or None)
+    metrics = evaluate_dataset(model, dataset, limit=args.limit or None,
+                               coco_results=args.coco_results)
     print(format_metrics(metrics))
     if args.out:
         _write_json(args.out, metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,15 +30,18 @@ def evaluate_dataset(
     image_ids: Sequence[int] | None = None,
     limit: int | None = None,
     progress: bool = True,
+    coco_results: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run ``model.detect`` over ``dataset`` and score it.
+
+    coco_results: also write the detections there as COCO results JSON (RLE masks).
 
     Returns ``{"mAP50": mean per-image AP@0.5 (Matterport), "mAP": mean per-image AP@[.5:.95],
     "bbox": {COCO stats}, "segm": {COCO stats}, "per_class": {name: {"AP50": .., "AP": ..}},
     "images": N}``. Images without GT instances count in the COCO numbers (their detections
     are false positives) and are left out of the per-image means, as in Matterport.
     """
-    from mrcnn.coco_eval import evaluate_detections
+    from mrcnn.coco_eval import detections_to_coco_results, evaluate_detections, save_coco_results
 
     image_ids = list(dataset.image_ids if image_ids is None else image_ids)
     if limit:
@@ -60,6 +64,8 @@ def evaluate_dataset(
                                     result["class_ids"], result["scores"], result["masks"],
                                     verbose=0))
     coco = evaluate_detections(dataset, image_ids, detections)
+    if coco_results is not None:
+        save_coco_results(detections_to_coco_results(dataset, image_ids, detections), coco_results)
     return {
         "mAP50": float(np.mean(aps50)) if aps50 else 0.0,
         "mAP": float(np.mean(aps)) if aps else 0.0,

@@ -47,6 +47,19 @@ def write_coco(root: Path, subset: str) -> None:
                                 "category_id": 5 + 13 * k, "iscrowd": 0, "area": 400.0,
                                 "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)],
                                 "segmentation": [polygon]})
+    # A crowd region as an uncompressed RLE list (column-major run lengths), as COCO ships them.
+    crowd = np.zeros((SIZE, SIZE), np.uint8)
+    crowd[40:60, 2:20] = 1
+    runs, value, count = [], 0, 0
+    for pixel in crowd.flatten(order="F"):
+        if pixel != value:
+            runs.append(count)
+            value, count = pixel, 0
+        count += 1
+    runs.append(count)
+    annotations.append({"id": 999, "image_id": 1, "category_id": 5, "iscrowd": 1,
+                        "area": 360.0, "bbox": [2, 40, 18, 20],
+                        "segmentation": {"counts": runs, "size": [SIZE, SIZE]}})
     categories = [{"id": 5, "name": "box"}, {"id": 18, "name": "crate"}]
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     (root / "annotations" / f"instances_{subset}2017.json").write_text(json.dumps(
@@ -64,9 +77,14 @@ def test_coco_sample_trains_evaluates_and_detects(tmp_path, capsys):
     assert coco.main(coco.SPEC, ["train", *common, "--weights", "none", "--epochs", "1",
                                  "--steps-per-epoch", "2"]) == 0
     assert len(list(logs.glob("coco*/mask_rcnn_coco_0001.h5"))) == 1
-    metrics_path = tmp_path / "metrics.json"
-    assert coco.main(coco.SPEC, ["evaluate", *common, "--out", str(metrics_path)]) == 0
+    metrics_path, results_path = tmp_path / "metrics.json", tmp_path / "results.json"
+    assert coco.main(coco.SPEC, ["evaluate", *common, "--out", str(metrics_path),
+                                 "--coco-results", str(results_path)]) == 0
     metrics = json.loads(metrics_path.read_text())
+    results = json.loads(results_path.read_text())
+    assert all(set(r) >= {"image_id", "category_id", "bbox", "score", "segmentation"}
+               for r in results)
+    assert {r["category_id"] for r in results} <= {5, 18}  # the file's own category ids
     assert metrics["images"] == 2 and set(metrics["per_class"]) == {"box", "crate"}
     assert "Matterport mAP@0.5" in capsys.readouterr().out
     out = tmp_path / "detections"
@@ -77,7 +95,7 @@ def test_coco_sample_trains_evaluates_and_detects(tmp_path, capsys):
     assert [Path(r["image"]).name for r in records] == ["val_0.jpg", "val_1.jpg"]
 
 
-def test_d2s_sample_evaluates_its_coco_format_files(tmp_path):
+def test_d2s_sample_trains_and_evaluates_on_its_coco_format_files(tmp_path):
     """D2S_training.json / D2S_validation.json next to images/ are found by subset name."""
     d2s = sample("d2s")
     write_coco(tmp_path / "coco", "val")
@@ -86,10 +104,13 @@ def test_d2s_sample_evaluates_its_coco_format_files(tmp_path):
     annotation = json.loads((tmp_path / "coco/annotations/instances_val2017.json").read_text())
     (root / "annotations" / "D2S_validation.json").write_text(json.dumps(annotation))
     (tmp_path / "coco" / "val2017").rename(root / "images")
+    (root / "annotations" / "D2S_training.json").write_text(json.dumps(annotation))
+    common = ["--dataset", str(root), "--logs", str(tmp_path / "logs"), "--preset", "tiny",
+              "--set", "NUM_CLASSES=3"]
+    assert d2s.main(d2s.SPEC, ["train", *common, "--weights", "none", "--epochs", "1",
+                               "--steps-per-epoch", "1"]) == 0
     metrics_path = tmp_path / "metrics.json"
-    assert d2s.main(d2s.SPEC, ["evaluate", "--dataset", str(root), "--weights", "none",
-                               "--preset", "tiny", "--set", "NUM_CLASSES=3",
-                               "--out", str(metrics_path)]) == 0
+    assert d2s.main(d2s.SPEC, ["evaluate", *common, "--out", str(metrics_path)]) == 0
     assert json.loads(metrics_path.read_text())["images"] == 2
 
 
@@ -124,7 +145,7 @@ def write_deepfashion2(root: Path, count: int) -> None:
         (annos / f"{stem}.json").write_text(json.dumps({"source": "user", "pair_id": 1, **items}))
 
 
-def test_deepfashion2_prepare_then_evaluate_upper_lower(tmp_path):
+def test_deepfashion2_prepare_train_evaluate_upper_lower(tmp_path):
     """Seed 000: split the official layout, then run with the upper/lower classes."""
     df2 = sample("deepfashion2")
     write_deepfashion2(tmp_path / "df2", count=10)
@@ -133,10 +154,12 @@ def test_deepfashion2_prepare_then_evaluate_upper_lower(tmp_path):
     assert len(list((split / "val" / "image").glob("*.jpg"))) == 1
     manifest = json.loads((split / "split_manifest.json").read_text())
     assert sum(len(stems) for stems in manifest["splits"].values()) == 10
+    common = ["--dataset", str(split), "--classes", "upper_lower", "--preset", "tiny",
+              "--logs", str(tmp_path / "logs")]
+    assert df2.main(df2.SPEC, ["train", *common, "--weights", "none", "--epochs", "1",
+                               "--steps-per-epoch", "1"]) == 0
     metrics_path = tmp_path / "metrics.json"
-    assert df2.main(df2.SPEC, ["evaluate", "--dataset", str(split), "--classes", "upper_lower",
-                               "--weights", "none", "--preset", "tiny",
-                               "--out", str(metrics_path)]) == 0
+    assert df2.main(df2.SPEC, ["evaluate", *common, "--out", str(metrics_path)]) == 0
     assert set(json.loads(metrics_path.read_text())["per_class"]) == {"upper", "lower"}
 
 
@@ -166,6 +189,15 @@ def balloon_run(tmp_path_factory):
                                          "--epochs", "1", "--steps-per-epoch", "1"])
     assert status == 0
     return balloon, root
+
+
+def test_balloon_sample_evaluates_after_training(balloon_run, tmp_path):
+    balloon, root = balloon_run
+    metrics_path = tmp_path / "metrics.json"
+    assert balloon.main(balloon.SPEC, ["evaluate", "--dataset", str(root / "data"), "--logs",
+                                       str(root / "logs"), "--preset", "tiny",
+                                       "--out", str(metrics_path)]) == 0
+    assert set(json.loads(metrics_path.read_text())["per_class"]) == {"balloon"}
 
 
 def test_balloon_splash_keeps_color_only_inside_instances():
