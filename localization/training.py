@@ -6,7 +6,6 @@ optimizer) and ``NAME.json`` (class names and training settings), written side b
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from collections.abc import Sequence
@@ -54,18 +53,15 @@ def compile_localizer(
 
 def build_callbacks(logs_dir: str | Path, *, patience: int = 10, monitor: str = "val_loss",
                     tensorboard: bool = True) -> list[keras.callbacks.Callback]:
-    """Early stopping (best weights restored), CSV history and, if installed, TensorBoard."""
+    """Early stopping (best weights restored), CSV history and TensorBoard logs."""
     logs_dir = Path(logs_dir)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.CSVLogger(str(logs_dir / "history.csv")),
     ]
-    if tensorboard and importlib.util.find_spec("tensorboard") is not None:
+    if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logs_dir / "tensorboard")))
-    elif tensorboard:
-        logger.warning("tensorboard is not installed; no TensorBoard logs "
-                       "(pip install tensorboard)")
     return callbacks
 
 

@@ -1,13 +1,12 @@
 """Compiling and fitting a U-Net: checkpoints, best model by val Dice, curves, resumption.
 
 Files written under ``logs_dir``: ``best.keras`` (highest val Dice), ``last.keras`` (every
-epoch), ``history.csv``, ``training_curves.png`` and ``tensorboard/`` (when tensorboard is installed).
+epoch), ``history.csv``, ``training_curves.png`` and ``tensorboard/``.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -81,10 +80,7 @@ def fit(
                                       restore_best_weights=True),
         keras.callbacks.CSVLogger(logs_dir / "history.csv", append=initial_epoch > 0),
     ]
-    if importlib.util.find_spec("tensorboard") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(logs_dir / "tensorboard", write_graph=False))
-    else:
-        logger.info("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+    callbacks.append(keras.callbacks.TensorBoard(logs_dir / "tensorboard", write_graph=False))
     history = model.fit(
         train_data, validation_data=val_data, epochs=initial_epoch + epochs,
         initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,

@@ -22,8 +22,7 @@ def trained(synthetic_dataset, tmp_path_factory):
     """One tiny 2-epoch training run shared by the CLI tests; returns (dataset, logs)."""
     logs = tmp_path_factory.mktemp("logs")
     status = main(["train", "--dataset", str(synthetic_dataset), "--logs", str(logs),
-                   "--preset", "tiny", "--epochs", "2", "--set", "CLASS_WEIGHTS=(0.35, 0.65)",
-                   "--set", "TENSORBOARD=False"])
+                   "--preset", "tiny", "--epochs", "2", "--set", "CLASS_WEIGHTS=(0.35, 0.65)"])
     assert status == 0
     return synthetic_dataset, logs
 
@@ -36,6 +35,17 @@ def test_train_writes_model_sidecar_history_and_curves(trained):
     assert sidecar["class_names"] == ["disk", "square"]
     assert sidecar["config"]["CLASS_WEIGHTS"] == [0.35, 0.65]
     assert len(sidecar["mean"]) == 3
+
+
+def test_train_writes_tensorboard_losses_per_epoch(trained):
+    """Users open TensorBoard on LOGS/tensorboard and expect the loss curves of both epochs."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, logs = trained
+    events = EventAccumulator(str(logs / "tensorboard" / "train"))
+    events.Reload()
+    assert "epoch_loss" in events.Tags()["tensors"]
+    assert [event.step for event in events.Tensors("epoch_loss")] == [0, 1]
 
 
 def test_evaluate_writes_metrics_json(trained, tmp_path, capsys):

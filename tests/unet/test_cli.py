@@ -39,6 +39,17 @@ def test_training_writes_checkpoints_history_and_curves(trained_run):
     assert json.loads((logs / "config.json").read_text())["ARCH"] == "attention"
 
 
+def test_training_writes_tensorboard_losses_per_epoch(trained_run):
+    """Users open TensorBoard on LOGS/tensorboard and expect the loss curves of both epochs."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, logs = trained_run
+    events = EventAccumulator(str(logs / "tensorboard" / "train"))
+    events.Reload()
+    assert "epoch_loss" in events.Tags()["tensors"]
+    assert [event.step for event in events.Tensors("epoch_loss")][:2] == [0, 1]
+
+
 def test_resume_continues_the_epoch_counter(trained_run):
     root, logs = trained_run
     assert main(["train", "--dataset", str(root / "people"), "--logs", str(logs),
