@@ -9,6 +9,7 @@ from mrcnn import box_ops
 from mrcnn.backbone import BatchNorm
 from mrcnn.detection import DetectionLayer
 from mrcnn.detection_targets import DetectionTargetLayer
+from mrcnn.heads import WholeInputConv2D
 from mrcnn.proposal import ProposalLayer
 from mrcnn.roi_align import PyramidROIAlign
 
@@ -18,6 +19,7 @@ LAYERS = [
     DetectionTargetLayer(16, 0.25, [0.1, 0.1, 0.2, 0.2], [28, 28], True, name="targets"),
     DetectionLayer(10, 0.5, 0.3, [0.1, 0.1, 0.2, 0.2], name="mrcnn_detection"),
     BatchNorm(frozen=True, name="bn_conv1"),
+    WholeInputConv2D(8, 7, padding="valid", name="mrcnn_class_conv1"),
 ]
 
 
@@ -29,6 +31,17 @@ def test_get_config_round_trip(layer):
     assert clone.get_config() == config
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is type(layer) and restored.get_config() == config
+
+
+def test_whole_input_conv_equals_conv2d_with_the_same_weights():
+    """The classifier's matmul form must give exactly what Matterport's Conv2D gives."""
+    x = np.random.default_rng(0).normal(size=(5, 7, 7, 16)).astype("float32")
+    reference = keras.layers.Conv2D(8, 7, padding="valid")
+    fast = WholeInputConv2D(8, 7, padding="valid")
+    reference.build(x.shape)
+    fast.build(x.shape)
+    fast.set_weights(reference.get_weights())
+    np.testing.assert_allclose(fast(x), reference(x), rtol=1e-5, atol=1e-5)
 
 
 def test_frozen_batchnorm_uses_moving_statistics_in_training():
