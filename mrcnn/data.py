@@ -69,6 +69,56 @@ class _PipelineDrain:
 _DRAIN = _PipelineDrain()
 atexit.register(_DRAIN.drain)
 
+
+class SkippedSamples:
+    """Thread-safe tally of training samples skipped because their image or masks failed to load.
+
+    The pipeline records every skip (a warning names each file the first time it fails);
+    :meth:`take` returns the counts by reason since the previous call, which is what
+    :class:`mrcnn.training.SkippedSamplesReport` logs at the end of each epoch.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since_take: dict[str, int] = {}
+        self._warned: set[str] = set()
+
+    def record(self, reference: str, error: Exception) -> None:
+        reason = skip_reason(error)
+        with self._lock:
+            self._since_take[reason] = self._since_take.get(reason, 0) + 1
+            first_time = reference not in self._warned
+            self._warned.add(reference)
+        if first_time:
+            logger.warning("skipping %s (%s): %s", reference, reason, error)
+
+    def take(self) -> dict[str, int]:
+        """Skips by reason since the last call (then resets the counts)."""
+        with self._lock:
+            counts, self._since_take = self._since_take, {}
+        return counts
+
+
+# Shared by every pipeline of the process (training and validation).
+SKIPPED_SAMPLES = SkippedSamples()
+
+# What a per-image failure can raise; anything else is a bug and stops the run.
+SKIPPABLE_ERRORS = (DatasetError, OSError)
+
+
+def skip_reason(error: Exception) -> str:
+    """A short category for the epoch summary: missing file, unreadable image, bad annotations."""
+    if isinstance(error, FileNotFoundError):
+        return "missing file"
+    if isinstance(error, OSError):
+        return "unreadable file"
+    text = str(error)
+    if "load_mask" in text:
+        return "bad annotations"
+    if "too large" in text:
+        return "image too large"
+    return "unreadable image"
+
 INPUT_NAMES = ("input_image", "input_image_meta", "input_rpn_match", "input_rpn_bbox",
                "input_gt_class_ids", "input_gt_boxes", "input_gt_masks")
 
@@ -194,14 +244,20 @@ def build_dataset(
       float32[B, RPN_TRAIN_ANCHORS_PER_IMAGE, 4], input_gt_class_ids int32[B, G] (0-padded;
       negative = crowd), input_gt_boxes int32[B, G, 4], input_gt_masks bool[B, mh, mw, G].
     Images without instances are kept. The last incomplete batch is dropped. With ``seed``
-    the order, crops, subsampling and albumentations draws are reproducible.
+    the order, crops, subsampling and albumentations draws are reproducible; ``seed=None`` draws
+    one from NumPy's global generator, so ``keras.utils.set_random_seed`` makes runs repeatable.
     no_augmentation_sources: dataset sources whose images are never augmented.
-    The first sample is built eagerly, so a broken dataset fails here, not mid-training.
+    An image whose file or masks fail to load (DatasetError, OSError) is replaced by the next
+    image of the dataset that loads, with a warning naming it, and counted in
+    :data:`SKIPPED_SAMPLES`; training goes on. The first sample is built eagerly, so a dataset
+    where no image loads fails here, not mid-training.
     """
     check_augmentation(augmentation)
     _check_compatible(dataset, config, repeat)
     anchors = anchors_for_image_shape(config, config.IMAGE_SHAPE, normalized=False)
     skip_sources = frozenset(no_augmentation_sources or ())
+    if seed is None:
+        seed = int(np.random.randint(2**31))
     signature = sample_signature(config)
     names = list(signature)
     per_thread = threading.local()
@@ -214,8 +270,25 @@ def build_dataset(
         finally:
             _DRAIN.leave()
 
+    image_ids = [int(i) for i in dataset.image_ids]
+    position = {image_id: index for index, image_id in enumerate(image_ids)}
+
     def load_sample(counter: int, image_id: int) -> list[np.ndarray]:
-        rng = np.random.default_rng(None if seed is None else [seed, counter])
+        """The sample of image_id, or of the next image that loads (each failure recorded)."""
+        start = position[image_id]
+        first_error = None
+        for offset in range(len(image_ids)):
+            candidate = image_ids[(start + offset) % len(image_ids)]
+            try:
+                return build_sample(counter, candidate)
+            except SKIPPABLE_ERRORS as error:
+                SKIPPED_SAMPLES.record(_reference(dataset, candidate), error)
+                first_error = first_error or error
+        raise DatasetError(f"none of the {len(image_ids)} images of {type(dataset).__name__} "
+                           f"could be loaded; the first failure: {first_error}") from first_error
+
+    def build_sample(counter: int, image_id: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([seed, counter])
         augment = None
         if augmentation is not None and dataset.image_info[image_id]["source"] not in skip_sources:
             # Each worker thread gets its own copy: augmenters keep state between calls.
@@ -227,8 +300,7 @@ def build_dataset(
         sample = build_training_sample(dataset, config, image_id, anchors, augment, rng)
         return [sample[name] for name in names]
 
-    first = int(dataset.image_ids[0])
-    placeholder = [np.zeros_like(array) for array in load_sample(0, first)]  # fails fast
+    placeholder = [np.zeros_like(array) for array in load_sample(0, image_ids[0])]  # fails fast
 
     def load_tensors(counter: tf.Tensor, image_id: tf.Tensor) -> dict[str, tf.Tensor]:
         tensors = tf.numpy_function(load, [counter, image_id],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ def load_rgb_image(path: str | os.PathLike) -> np.ndarray:
     Grayscale is replicated to 3 channels, an alpha channel is dropped (not composited),
     palette and CMYK images are converted, 16-bit images are scaled to 8 bits, and the EXIF
     orientation tag is applied. Raises FileNotFoundError for a missing file and
-    :class:`mrcnn.dataset.DatasetError` naming the file for anything that is not a readable image.
+    :class:`mrcnn.dataset.DatasetError` naming the file for anything that is not a readable image,
+    including one larger than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``).
     """
     if path is None:
         raise DatasetError("load_rgb_image() got path=None: the image was added without a path")
@@ -29,9 +31,14 @@ def load_rgb_image(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(errno.ENOENT, "image file not found", str(path))
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            array = _to_rgb_array(image)
+        with warnings.catch_warnings():
+            # Above the limit Pillow only warns; decoding it could exhaust memory.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = ImageOps.exif_transpose(image)
+                array = _to_rgb_array(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DatasetError(f"{path} is too large to decode safely: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise DatasetError(f"{path} is not an image file Pillow can read") from exc
     except (OSError, ValueError, SyntaxError) as exc:

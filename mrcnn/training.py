@@ -8,6 +8,7 @@ import math
 import re
 from pathlib import Path
 
+import h5py
 import keras
 
 from mrcnn.weights import save_weights_h5, weight_layers
@@ -78,8 +79,10 @@ def parse_checkpoint(path: str | Path) -> tuple[Path, int] | None:
 
 
 def find_last(model_dir: str | Path, name: str) -> Path:
-    """The newest checkpoint of the newest ``<name>*`` run under ``model_dir``.
+    """The newest readable checkpoint of the newest ``<name>*`` run under ``model_dir``.
 
+    A checkpoint that is not a readable HDF5 weights file (truncated by a crash, a full disk or
+    a partial copy) is passed over with a warning and the one before it is used.
     Raises FileNotFoundError saying where it looked.
     """
     model_dir = Path(model_dir)
@@ -88,10 +91,30 @@ def find_last(model_dir: str | Path, name: str) -> Path:
     if not runs:
         raise FileNotFoundError(f"no run directory '{prefix}<YYYYMMDDTHHMM>' under {model_dir}")
     for run in reversed(runs):
-        checkpoints = sorted(run.glob(f"mask_rcnn_{prefix}_*.h5"))
-        if checkpoints:
-            return checkpoints[-1]
-    raise FileNotFoundError(f"no mask_rcnn_{prefix}_*.h5 checkpoint in any run under {model_dir}")
+        for checkpoint in sorted(run.glob(f"mask_rcnn_{prefix}_*.h5"), reverse=True):
+            problem = checkpoint_problem(checkpoint)
+            if problem is None:
+                return checkpoint
+            logger.warning("ignoring checkpoint %s: %s; trying the previous one", checkpoint,
+                           problem)
+    raise FileNotFoundError(f"no readable mask_rcnn_{prefix}_*.h5 checkpoint in any run under "
+                            f"{model_dir}")
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be a complete weights file (cheap: HDF5 header and layer list), or None."""
+    try:
+        with h5py.File(path, "r") as handle:
+            root = handle["model_weights"] if "model_weights" in handle else handle
+            names = root.attrs.get("layer_names")
+            if names is None or len(names) == 0:
+                return "no 'layer_names' attribute (not a Keras weights file)"
+            missing = [n for n in names if (n.decode() if isinstance(n, bytes) else n) not in root]
+            if missing:
+                return f"{len(missing)} layer groups missing (truncated)"
+    except (OSError, KeyError) as error:
+        return f"not a readable HDF5 file ({error})"
+    return None
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -107,6 +130,31 @@ class CheckpointCallback(keras.callbacks.Callback):
         path = checkpoint_path(self.log_dir, self.name_, epoch + 1)
         save_weights_h5(weight_layers(self.network.parts), path)
         logger.info("saved %s", path)
+
+
+class SkippedSamplesReport(keras.callbacks.Callback):
+    """Log at the end of each epoch how many samples the input pipeline skipped, and why.
+
+    Reads :data:`mrcnn.data.SKIPPED_SAMPLES`; the counts are also put into the epoch's logs as
+    ``skipped_samples`` (so History and TensorBoard see them). Silent when nothing was skipped.
+    """
+
+    def on_train_begin(self, logs=None):
+        from mrcnn.data import SKIPPED_SAMPLES
+
+        SKIPPED_SAMPLES.take()  # what earlier runs skipped is not this epoch's
+
+    def on_epoch_end(self, epoch, logs=None):
+        from mrcnn.data import SKIPPED_SAMPLES
+
+        counts = SKIPPED_SAMPLES.take()
+        total = sum(counts.values())
+        if logs is not None:
+            logs["skipped_samples"] = float(total)
+        if total:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items()))
+            logger.warning("epoch %d: skipped %d samples (%s); they were replaced by the next "
+                           "loadable image", epoch + 1, total, reasons)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
