@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
 import re
 from pathlib import Path
 
 import h5py
 import keras
+import numpy as np
 
 from mrcnn.weights import save_weights_h5, weight_layers
 
@@ -118,18 +120,91 @@ def checkpoint_problem(path: str | Path) -> str | None:
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Write ``mask_rcnn_<name>_<epoch>.h5`` at the end of every epoch, atomically."""
+    """Write ``mask_rcnn_<name>_<epoch>.h5`` at the end of every epoch, atomically.
+
+    The optimizer's state (momentum, step counter) goes next to it as ``<checkpoint>.opt.npz``,
+    written first, so that a checkpoint always has the state of the same step. When a run
+    resumes in a new process from one of these checkpoints, the first epoch restores that
+    state if the optimizer has the same variables (same trainable layers); the learning rate
+    is never restored. A second ``train()`` call in the same process starts with a fresh
+    optimizer, as in Matterport.
+    """
 
     def __init__(self, network, log_dir: Path, name: str):
         super().__init__()
         self.network = network
         self.log_dir = Path(log_dir)
         self.name_ = name
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch and epoch > 0:
+            resumed = checkpoint_path(self.log_dir, self.name_, epoch).absolute()
+            if resumed not in _SAVED_BY_THIS_PROCESS:
+                restore_optimizer_state(self.model.optimizer, optimizer_state_path(resumed))
+        self._first_epoch = False
 
     def on_epoch_end(self, epoch, logs=None):
         path = checkpoint_path(self.log_dir, self.name_, epoch + 1)
+        save_optimizer_state(self.model.optimizer, optimizer_state_path(path))
         save_weights_h5(weight_layers(self.network.parts), path)
+        _SAVED_BY_THIS_PROCESS.add(path.absolute())
         logger.info("saved %s", path)
+
+
+# Checkpoints this process wrote: continuing from them is a new train() call, not a resume.
+_SAVED_BY_THIS_PROCESS: set[Path] = set()
+
+
+def optimizer_state_path(checkpoint: str | Path) -> Path:
+    """``mask_rcnn_<name>_<epoch>.opt.npz`` next to the checkpoint."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".opt.npz")
+
+
+def save_optimizer_state(optimizer: keras.optimizers.Optimizer, path: Path) -> None:
+    """Every optimizer variable, keyed by position and name (optimizer prefix dropped), atomically."""
+    arrays = {f"{index:04d}:{_variable_key(v)}": np.asarray(v.numpy())
+              for index, v in enumerate(optimizer.variables)}
+    temporary = path.with_name(path.name + ".tmp.npz")
+    np.savez(temporary, **arrays)
+    os.replace(temporary, path)
+
+
+def restore_optimizer_state(optimizer: keras.optimizers.Optimizer, path: Path) -> bool:
+    """Load what :func:`save_optimizer_state` wrote, except the learning rate; True if done.
+
+    A missing or unreadable file, or one for other trainable layers, is logged and ignored:
+    training continues with a fresh optimizer.
+    """
+    if not path.is_file():
+        logger.warning("no optimizer state %s: resuming with a fresh optimizer", path.name)
+        return False
+    try:
+        with np.load(path) as saved:
+            arrays = {key: saved[key] for key in saved.files}
+    except (OSError, ValueError) as error:
+        logger.warning("unreadable optimizer state %s (%s): resuming with a fresh optimizer",
+                       path, error)
+        return False
+    variables = optimizer.variables
+    expected = [(f"{i:04d}:{_variable_key(v)}", tuple(v.shape)) for i, v in enumerate(variables)]
+    found = [(key, tuple(array.shape)) for key, array in sorted(arrays.items())]
+    if expected != found:
+        logger.warning("optimizer state %s is for other trainable layers: resuming with a fresh "
+                       "optimizer", path.name)
+        return False
+    for (key, _), variable in zip(expected, variables, strict=True):
+        if not key.endswith("learning_rate"):
+            variable.assign(arrays[key])
+    logger.info("restored optimizer state from %s (step %s)", path.name,
+                int(optimizer.iterations.numpy()))
+    return True
+
+
+def _variable_key(variable) -> str:
+    """A variable's path without the optimizer's instance name (sgd, sgd_1, ...)."""
+    return variable.path.split("/", 1)[-1]
 
 
 class SkippedSamplesReport(keras.callbacks.Callback):
