@@ -151,8 +151,11 @@ def load_kaggle_csv(
     """Samples from a CSV of ``id, rle`` rows; ``id`` is an image file name with or without
     its extension in ``images_dir``. Returns ``(samples, skipped)``.
     """
-    with open(csv_path, newline="") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{csv_path}: not a readable CSV ({error})") from None
     if len(rows) < 2:
         raise ValueError(f"{csv_path}: no data rows")
     id_index = _pick_column(rows[0], ID_COLUMNS, id_column, "id")
@@ -160,7 +163,13 @@ def load_kaggle_csv(
     images_dir = Path(images_dir)
     samples, skipped = [], []
     for line, row in enumerate(rows[1:], start=2):
+        if len(row) <= max(id_index, rle_index):
+            skipped.append((f"{csv_path}:{line}", f"expected {len(rows[0])} fields, got {len(row)}"))
+            continue
         image_id = row[id_index].strip()
+        if not image_id or "\0" in image_id:
+            skipped.append((f"{csv_path}:{line}", "empty image id"))
+            continue
         path = images_dir / image_id
         if not path.is_file():
             path = find_by_stem(images_dir, Path(image_id).stem)
@@ -186,25 +195,31 @@ def load_coco_persons(
     or ``iscrowd`` (unless ``include_crowd``) are dropped; images left without a person are
     dropped unless ``keep_empty``. Returns ``(samples, skipped)`` (skipped: missing files).
     """
-    with open(json_path) as handle:
-        coco = json.load(handle)
-    person_ids = {c["id"] for c in coco.get("categories", []) if c.get("name") == "person"}
+    coco = _read_json_object(json_path)
+    categories = _records(coco, "categories", json_path)
+    person_ids = {c.get("id") for c in categories if c.get("name") == "person"}
     if not person_ids:
         raise ValueError(f"{json_path}: no category named 'person'")
     segmentations: dict[int, list] = {}
-    for annotation in coco.get("annotations", []):
+    for annotation in _records(coco, "annotations", json_path):
         if annotation.get("category_id") not in person_ids or not annotation.get("segmentation"):
             continue
         if annotation.get("iscrowd", 0) and not include_crowd:
             continue
-        if annotation.get("area", 0.0) < min_area:
+        area = annotation.get("area", 0.0)
+        if not isinstance(area, (int, float)) or area < min_area:
             continue
-        segmentations.setdefault(annotation["image_id"], []).append(annotation["segmentation"])
+        if isinstance(annotation.get("image_id"), int):
+            segmentations.setdefault(annotation["image_id"], []).append(annotation["segmentation"])
     images_dir = Path(images_dir)
     samples, skipped = [], []
-    for info in coco.get("images", []):
-        persons = segmentations.get(info["id"], [])
+    for info in _records(coco, "images", json_path):
+        persons = segmentations.get(info.get("id"), []) if _hashable(info.get("id")) else []
         if not persons and not keep_empty:
+            continue
+        problem = _coco_image_problem(info, persons)
+        if problem:
+            skipped.append((f"{json_path}: image {info.get('id')!r}", problem))
             continue
         path = images_dir / info["file_name"]
         if not path.is_file():
@@ -212,11 +227,92 @@ def load_coco_persons(
             continue
         samples.append(SegmentationSample(
             Path(info["file_name"]).stem, str(path), coco_segmentations=persons,
-            coco_size=(int(info["height"]), int(info["width"])),
+            coco_size=(info["height"], info["width"]),
         ))
     if not samples:
         raise ValueError(f"{json_path}: no image with a usable person annotation in {images_dir}")
     return samples, skipped
+
+
+def _read_json_object(path: str | os.PathLike) -> dict:
+    """The JSON object in ``path``; ValueError naming the file for anything else."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a COCO JSON object, got {type(data).__name__}")
+    return data
+
+
+def _records(coco: dict, key: str, path) -> list[dict]:
+    """``coco[key]`` as a list of dicts (non-dict entries dropped); ValueError if not a list."""
+    value = coco.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{path}: {key!r} must be a list, got {type(value).__name__}")
+    return [record for record in value if isinstance(record, dict)]
+
+
+def _hashable(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _coco_image_problem(info: dict, segmentations: list) -> str | None:
+    """Why an image record or one of its person segmentations cannot be drawn, or None."""
+    height, width = info.get("height"), info.get("width")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (height, width)):
+        return f"height/width must be integers >= 1, got {height!r}/{width!r}"
+    name = info.get("file_name")
+    if not isinstance(name, str) or not name.strip() or "\0" in name:
+        return f"file_name must be a non-empty string, got {name!r}"
+    for segmentation in segmentations:
+        problem = _segmentation_problem(segmentation, height, width)
+        if problem:
+            return problem
+    return None
+
+
+def _segmentation_problem(segmentation, height: int, width: int) -> str | None:
+    """pycocotools does no bounds checks: anything it cannot draw safely is refused here."""
+    if isinstance(segmentation, list):
+        for polygon in segmentation:
+            if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and np.isfinite(v) and abs(v) < 1e6 for v in polygon)):
+                return "polygons must be lists of at least 3 finite (x, y) pairs"
+        return None
+    if not isinstance(segmentation, dict) or segmentation.get("size") != [height, width]:
+        return f"RLE must be a dict with size [{height}, {width}]"
+    counts = segmentation.get("counts")
+    if isinstance(counts, str):
+        counts = _decode_compressed_counts(counts)
+    if (not isinstance(counts, list)
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+            or sum(counts) != height * width):
+        return f"RLE counts must be non-negative integers summing to {height * width}"
+    return None
+
+
+def _decode_compressed_counts(text: str) -> list[int] | None:
+    """COCO's compressed RLE string -> run lengths (None if malformed)."""
+    counts, position = [], 0
+    while position < len(text):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(text) or not 48 <= ord(text[position]) < 48 + 64:
+                return None
+            chunk = ord(text[position]) - 48
+            value |= (chunk & 0x1F) << (5 * shift)
+            more = bool(chunk & 0x20)
+            position += 1
+            shift += 1
+            if not more and chunk & 0x10:
+                value |= -1 << (5 * shift)
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    return counts
 
 
 def check_samples(

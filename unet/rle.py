@@ -50,8 +50,8 @@ def parse_rle(rle: str, size: int, index_base: int = 1) -> np.ndarray:
         return np.zeros((0, 2), dtype=np.int64)
     try:
         values = np.array([int(token) for token in text.split()], dtype=np.int64)
-    except ValueError:
-        raise ValueError(f"RLE must contain integers only; got {text[:40]!r}") from None
+    except (ValueError, OverflowError):  # OverflowError: a number beyond int64
+        raise ValueError(f"RLE must contain integers (below 2**63) only; got {text[:40]!r}") from None
     if len(values) % 2:
         raise ValueError(f"RLE needs start/length pairs; got {len(values)} numbers")
     runs = values.reshape(-1, 2).copy()
