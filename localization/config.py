@@ -77,6 +77,65 @@ class LocalizerConfig:
             if isinstance(value, list):
                 value = tuple(value)
             setattr(self, key, value)
+        return self.validate()
+
+    def validate(self) -> LocalizerConfig:
+        """Raise ValueError naming the first invalid field, its value and what is allowed."""
+        from localization.backbones import BACKBONES
+        from localization.losses import BOX_LOSSES
+
+        def count(v, low):
+            return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+        def fraction(v, high=1.0):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= high
+
+        def positive(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+        def counts(v):
+            return isinstance(v, tuple) and all(count(x, 1) for x in v)
+
+        def rates(v):
+            return isinstance(v, tuple) and all(fraction(x) and x < 1 for x in v)
+
+        rules = {
+            "BACKBONE": (lambda v: v in BACKBONES, f"one of {list(BACKBONES)}"),
+            "INPUT_SIZE": (lambda v: count(v, 8), "an integer >= 8"),
+            "SMALL_CNN_FILTERS": (lambda v: counts(v) and len(v) > 0, "a tuple of integers >= 1"),
+            "FPN_FILTERS": (lambda v: count(v, 1), "an integer >= 1"),
+            "FEATURE_DROPOUT": (lambda v: fraction(v) and v < 1, "a number in [0, 1)"),
+            "CLASS_HEAD_UNITS": (counts, "a tuple of integers >= 1"),
+            "CLASS_HEAD_DROPOUT": (rates, "a tuple of numbers in [0, 1)"),
+            "BOX_HEAD_UNITS": (counts, "a tuple of integers >= 1"),
+            "BOX_HEAD_DROPOUT": (rates, "a tuple of numbers in [0, 1)"),
+            "CLASS_NAMES": (lambda v: v is None or (isinstance(v, tuple) and len(v) >= 2 and all(
+                isinstance(x, str) and x for x in v)), "None or a tuple of >= 2 names"),
+            "COORDINATES": (lambda v: v in ("auto", "pixel", "normalized"),
+                            "'auto', 'pixel' or 'normalized'"),
+            "MULTI_BOX_POLICY": (lambda v: v in ("largest", "per_row"), "'largest' or 'per_row'"),
+            "ON_BAD_ROW": (lambda v: v in ("skip", "error"), "'skip' or 'error'"),
+            "VAL_FRACTION": (lambda v: fraction(v) and v < 1, "a number in [0, 1)"),
+            "SEED": (lambda v: count(v, 0), "an integer >= 0"),
+            "BATCH_SIZE": (lambda v: count(v, 1), "an integer >= 1"),
+            "ALPHA": (fraction, "a number in [0, 1]"),
+            "BOX_LOSS": (lambda v: v in BOX_LOSSES, f"one of {list(BOX_LOSSES)}"),
+            "CLASS_WEIGHTS": (lambda v: v is None or (isinstance(v, tuple) and all(
+                positive(x) for x in v)), "None or a tuple of numbers > 0"),
+            "BACKBONE_LR": (positive, "a number > 0"),
+            "CLASS_HEAD_LR": (positive, "a number > 0"),
+            "BOX_HEAD_LR": (positive, "a number > 0"),
+            "WEIGHT_DECAY": (lambda v: fraction(v, float("inf")), "a number >= 0"),
+            "PATIENCE": (lambda v: count(v, 0), "an integer >= 0"),
+            "USE_FPN": (lambda v: isinstance(v, bool), "True or False"),
+            "AUGMENT": (lambda v: isinstance(v, bool), "True or False"),
+            "TENSORBOARD": (lambda v: isinstance(v, bool), "True or False"),
+            "JIT_COMPILE": (lambda v: v in (True, False, "auto"), "'auto', True or False"),
+        }
+        for name, (ok, expected) in rules.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise ValueError(f"setting {name}={value!r} is invalid: expected {expected}")
         return self
 
     def model_kwargs(self) -> dict:

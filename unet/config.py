@@ -76,6 +76,51 @@ class SegmentationConfig:
                     f"unknown setting {name!r}; valid settings: {', '.join(self.field_names())}"
                 )
             setattr(self, name, value)
+        return self.validate()
+
+    def validate(self) -> SegmentationConfig:
+        """Raise ValueError naming the first invalid field, its value and what is allowed."""
+        from unet.encoders import ENCODERS
+        from unet.losses import LOSS_NAMES
+        from unet.models import ARCH_ALIASES, ARCHITECTURES, INFERENCE_MODES
+
+        def positive_int(v):
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+        def number(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        rules = {
+            "ARCH": (lambda v: v in ARCHITECTURES or v in ARCH_ALIASES,
+                     f"one of {list(ARCHITECTURES)}"),
+            "ENCODER": (lambda v: isinstance(v, str) and v.lower() in ENCODERS,
+                        f"one of {sorted(ENCODERS)}"),
+            "IMAGE_SIZE": (positive_int, "an integer >= 1"),
+            "CHANNELS": (lambda v: v in (1, 3, 4) and not isinstance(v, bool), "1, 3 or 4"),
+            "DEPTH": (lambda v: positive_int(v) and v <= 8, "an integer in 1..8"),
+            "BASE_FILTERS": (positive_int, "an integer >= 1"),
+            "DROPOUT": (lambda v: v is None or (number(v) and 0 <= v < 1), "None or in [0, 1)"),
+            "PADDING": (lambda v: v in ("same", "valid"), "'same' or 'valid'"),
+            "INFERENCE_MODE": (lambda v: v in INFERENCE_MODES, f"one of {list(INFERENCE_MODES)}"),
+            "INFERENCE_HEAD": (lambda v: v is None or positive_int(v), "None or an integer >= 1"),
+            "LOSS": (lambda v: v in LOSS_NAMES, f"one of {list(LOSS_NAMES)}"),
+            "LEARNING_RATE": (lambda v: number(v) and v > 0, "a number > 0"),
+            "BATCH_SIZE": (positive_int, "an integer >= 1"),
+            "VAL_FRACTION": (lambda v: number(v) and 0 <= v < 1, "a number in [0, 1)"),
+            "PATIENCE": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                         "an integer >= 0"),
+            "THRESHOLD": (lambda v: number(v) and 0 < v < 1, "a number in (0, 1)"),
+            "MIN_COMPONENT_SIZE": (lambda v: number(v) and v >= 0, "a number >= 0"),
+            "COCO_MIN_AREA": (lambda v: number(v) and v >= 0, "a number >= 0"),
+            "SEED": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        }
+        for name in ("DEEP_SUPERVISION", "LOGITS", "AUGMENT", "FILL_HOLES", "COCO_INCLUDE_CROWD",
+                     "RUN_EAGERLY"):
+            rules[name] = (lambda v: isinstance(v, bool), "True or False")
+        for name, (ok, expected) in rules.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise ValueError(f"setting {name}={value!r} is invalid: expected {expected}")
         return self
 
     def display(self) -> None:
