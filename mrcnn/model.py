@@ -156,6 +156,7 @@ class MaskRCNN:
                                     for d in (train_data, val_data))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         callbacks = [
+            training.SkippedSamplesReport(),  # first: its count reaches TensorBoard's logs
             keras.callbacks.TensorBoard(log_dir=str(self.log_dir), write_graph=False),
             training.CheckpointCallback(self.keras_model, self.log_dir, self.config.NAME),
             training.StopOnNonFiniteLoss(self.log_dir),
