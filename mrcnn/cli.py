@@ -80,6 +80,9 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
                              help="every N epochs, log mAP on validation images to TensorBoard")
             sub.add_argument("--map-images", type=int, default=20, metavar="K",
                              help="validation images used by --map-every (default 20)")
+            sub.add_argument("--seed", type=int, metavar="N",
+                             help="seed every random draw (weights, sampling, augmentation): "
+                                  "two CPU runs with the same seed give the same losses")
         if command == "evaluate":
             sub.add_argument("--limit", type=int, default=0, help="evaluate at most N images")
             sub.add_argument("--out", help="write the metrics JSON here")
@@ -151,6 +154,12 @@ def load_weights(model, weights: str, config: Config) -> None:
 def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
     from mrcnn import model as modellib
 
+    if args.seed is not None:
+        import keras
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(args.seed)
+        tf.config.experimental.enable_op_determinism()
     train_set = _checked_classes(spec.load_dataset(args, "train"), config)
     val_set = _checked_classes(spec.load_dataset(args, "val"), config)
     model = modellib.MaskRCNN(mode="training", config=config, model_dir=args.logs)

@@ -52,6 +52,9 @@ class DetectionTargetLayer(keras.layers.Layer):
                 tf.TensorSpec([self.rois_per_image, 4], tf.float32),
                 tf.TensorSpec([self.max_positives, *self.mask_shape], tf.float32),
             ),
+            # One image at a time: the ROI sampling's random shuffles would otherwise draw in
+            # thread order, and a seeded run could not be repeated.
+            parallel_iterations=1,
         )
         return tuple(tf.stop_gradient(o) for o in outputs)
 
