@@ -184,17 +184,34 @@ def unmold_mask(mask: np.ndarray, bbox: Sequence[int], image_shape: Sequence[int
     bbox is (y1, x1, y2, x2) in pixels of the target image; the mask is resized to the box,
     thresholded at 0.5, and the part of the box outside the image is dropped.
     """
-    y1, x1, y2, x2 = (int(v) for v in bbox[:4])
     full_mask = np.zeros(tuple(int(s) for s in image_shape[:2]), dtype=bool)
-    if y2 <= y1 or x2 <= x1:
-        return full_mask
-    pasted = resize(np.asarray(mask, dtype=np.float32), (y2 - y1, x2 - x1), order=1) >= 0.5
-    height, width = full_mask.shape
+    _paste_mask(full_mask, mask, bbox)
+    return full_mask
+
+
+def paste_masks(masks: np.ndarray, boxes: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
+    """:func:`unmold_mask` for N masks [N, mh, mw] and boxes [N, 4] at once: bool[H, W, N].
+
+    Writes each mask straight into its box of one preallocated array (no full-size
+    intermediate per mask), which is what makes detect() cheap with 100 detections.
+    """
+    height, width = (int(s) for s in image_shape[:2])
+    full_masks = np.zeros((height, width, len(boxes)), dtype=bool)
+    for index, (mask, bbox) in enumerate(zip(masks, boxes, strict=True)):
+        _paste_mask(full_masks[:, :, index], mask, bbox)
+    return full_masks
+
+
+def _paste_mask(target: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> None:
+    """Resize ``mask`` to ``bbox``, threshold at 0.5 and write it into bool ``target[H, W]``."""
+    y1, x1, y2, x2 = (int(v) for v in bbox[:4])
+    height, width = target.shape
     top, left = max(y1, 0), max(x1, 0)
     bottom, right = min(y2, height), min(x2, width)
-    if bottom > top and right > left:
-        full_mask[top:bottom, left:right] = pasted[top - y1 : bottom - y1, left - x1 : right - x1]
-    return full_mask
+    if y2 <= y1 or x2 <= x1 or bottom <= top or right <= left:
+        return
+    pasted = resize(np.asarray(mask, dtype=np.float32), (y2 - y1, x2 - x1), order=1) >= 0.5
+    target[top:bottom, left:right] = pasted[top - y1 : bottom - y1, left - x1 : right - x1]
 
 
 def mold_image(images: np.ndarray, config) -> np.ndarray:

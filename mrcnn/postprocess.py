@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mrcnn.anchors import denorm_boxes, norm_boxes
-from mrcnn.imaging import unmold_mask
+from mrcnn.imaging import paste_masks
 
 
 def unmold_detections(
@@ -39,12 +39,4 @@ def unmold_detections(
     keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
     boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
 
-    height, width = original_image_shape[:2]
-    if boxes.shape[0]:
-        full_masks = np.stack(
-            [unmold_mask(masks[i], boxes[i], original_image_shape) for i in range(boxes.shape[0])],
-            axis=-1,
-        )
-    else:
-        full_masks = np.zeros((height, width, 0), dtype=bool)
-    return boxes, class_ids, scores, full_masks
+    return boxes, class_ids, scores, paste_masks(masks, boxes, original_image_shape)

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mrcnn.config import tiny_config
 from mrcnn.imaging import (
@@ -10,6 +12,7 @@ from mrcnn.imaging import (
     minimize_mask,
     mold_image,
     parse_image_meta,
+    paste_masks,
     resize,
     resize_image,
     resize_mask,
@@ -124,6 +127,22 @@ def test_unmold_mask_pastes_at_box_and_clips_to_image():
     assert full.shape == (64, 64) and full.dtype == bool
     assert full.sum() == 14 * 24 and full[50:64, 40:64].all()
     assert not unmold_mask(np.ones((28, 28)), (5, 5, 5, 9), (16, 16)).any()
+
+
+_boxes = st.lists(st.tuples(*[st.integers(-20, 60)] * 4), min_size=0, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(boxes=_boxes, seed=st.integers(0, 2**16))
+def test_paste_masks_equals_unmold_mask_per_detection(boxes, seed):
+    """detect() pastes all masks at once; each must be what Matterport's unmold_mask gives,
+    boxes partly or wholly outside the image and empty boxes included."""
+    masks = np.random.default_rng(seed).random((len(boxes), 14, 14), dtype=np.float32)
+    boxes = np.array(boxes, dtype=np.int32).reshape(-1, 4)
+    pasted = paste_masks(masks, boxes, (40, 50, 3))
+    assert pasted.shape == (40, 50, len(boxes)) and pasted.dtype == bool
+    for i in range(len(boxes)):
+        np.testing.assert_array_equal(pasted[:, :, i], unmold_mask(masks[i], boxes[i], (40, 50)))
 
 
 def test_mold_unmold_image_round_trip():
