@@ -55,6 +55,12 @@ class Config:
     # low precision; proposals, ROIAlign, targets, detection and losses stay in float32.
     MIXED_PRECISION: str | None = None
 
+    # Compile inference's convolutional trunk (backbone, FPN and RPN head) with XLA. On 2 CPU
+    # cores detect() at 1024 px took 2.2 s instead of 2.6 s, for a one-off compilation of a few
+    # seconds per molded image shape (one shape with the default "square" resizing). Training
+    # is not compiled: its XLA gradient ran slower on CPU.
+    JIT_COMPILE = True
+
     # Images per GPU. A 12GB GPU can typically handle 2 images of 1024x1024px.
     IMAGES_PER_GPU = 2
 
@@ -326,6 +332,7 @@ class Config:
         _check(set(self.LOSS_WEIGHTS) == set(LOSS_NAMES), "LOSS_WEIGHTS", self.LOSS_WEIGHTS,
                f"a dict with exactly the keys {LOSS_NAMES}")
         _check(self.TRAIN_BN in (None, True, False), "TRAIN_BN", self.TRAIN_BN, "None, True or False")
+        _check(self.JIT_COMPILE in (True, False), "JIT_COMPILE", self.JIT_COMPILE, "True or False")
         return self
 
 

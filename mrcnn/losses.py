@@ -74,17 +74,14 @@ def mrcnn_bbox_loss(target_deltas: tf.Tensor, target_class_ids: tf.Tensor,
 
 def mrcnn_mask_loss(target_masks: tf.Tensor, target_class_ids: tf.Tensor,
                     pred_masks: tf.Tensor) -> tf.Tensor:
-    """Binary cross-entropy of the class-specific masks of positive ROIs.
+    """Binary cross-entropy of the class-specific masks of the positive ROIs.
 
-    target_masks [B, P, h, w]; target_class_ids [B, P] (the first P slots of the sampled ROIs);
-    pred_masks [B, P, h, w, C] probabilities.
+    target_masks [P, h, w]; target_class_ids [P] (each > 0); pred_masks [P, h, w, C]
+    probabilities. The mean over every pixel of every ROI; 0 when P is 0.
     """
-    target_class_ids = tf.cast(target_class_ids, tf.int32)
-    positive = tf.where(target_class_ids > 0)
-    classes = tf.gather_nd(target_class_ids, positive)
-    predicted = tf.gather_nd(tf.transpose(pred_masks, [0, 1, 4, 2, 3]),
-                             tf.concat([tf.cast(positive, tf.int32), classes[:, None]], axis=1))
-    targets = tf.gather_nd(target_masks, positive)
+    classes = tf.cast(target_class_ids, tf.int32)
+    predicted = tf.gather(tf.transpose(pred_masks, [0, 3, 1, 2]), classes, batch_dims=1)
     predicted = tf.clip_by_value(tf.cast(predicted, tf.float32), 1e-7, 1.0 - 1e-7)
+    targets = tf.cast(target_masks, tf.float32)
     bce = -(targets * tf.math.log(predicted) + (1.0 - targets) * tf.math.log(1.0 - predicted))
     return _safe_mean(bce)
