@@ -80,6 +80,9 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
                              help="every N epochs, log mAP on validation images to TensorBoard")
             sub.add_argument("--map-images", type=int, default=20, metavar="K",
                              help="validation images used by --map-every (default 20)")
+            sub.add_argument("--strategy", choices=["mirrored", "multi_worker"],
+                             help="tf.distribute: mirrored = GPU_COUNT local GPUs, "
+                                  "multi_worker = the machines in TF_CONFIG")
             sub.add_argument("--seed", type=int, metavar="N",
                              help="seed every random draw (weights, sampling, augmentation): "
                                   "two CPU runs with the same seed give the same losses")
@@ -122,6 +125,8 @@ def make_config(spec: SampleSpec, args: argparse.Namespace) -> Config:
     overrides = dict(parse_override(text, config) for text in args.set)
     if getattr(args, "steps_per_epoch", None):
         overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
+    if getattr(args, "strategy", None):
+        overrides["DISTRIBUTION_STRATEGY"] = args.strategy
     if args.command != "train":
         overrides.setdefault("IMAGES_PER_GPU", 1)
     return config.override(**overrides)

@@ -239,3 +239,16 @@ def test_balloon_splash_unreadable_video_is_a_user_error(balloon_run, tmp_path, 
     status = balloon.splash(["--video", str(bad), "--logs", str(root / "logs"), "--preset",
                              "tiny", "--out", str(tmp_path)])
     assert status == 2 and "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("strategy", ["mirrored", "multi_worker"])
+def test_train_strategy_flag_selects_the_distribution_strategy(strategy):
+    """`train --strategy mirrored` must reach Config.DISTRIBUTION_STRATEGY, or the run would
+    silently train on one device."""
+    from mrcnn.cli import build_parser, make_config
+
+    spec = sample("shapes").SPEC
+    args = build_parser(spec).parse_args(["train", "--preset", "tiny", "--strategy", strategy])
+    assert make_config(spec, args).DISTRIBUTION_STRATEGY == strategy
+    args = build_parser(spec).parse_args(["train", "--preset", "tiny"])
+    assert make_config(spec, args).DISTRIBUTION_STRATEGY is None
