@@ -55,11 +55,12 @@ class Config:
     # low precision; proposals, ROIAlign, targets, detection and losses stay in float32.
     MIXED_PRECISION: str | None = None
 
-    # Compile inference's convolutional trunk (backbone, FPN and RPN head) with XLA. On 2 CPU
-    # cores detect() at 1024 px took 2.2 s instead of 2.6 s, for a one-off compilation of a few
-    # seconds per molded image shape (one shape with the default "square" resizing). Training
-    # is not compiled: its XLA gradient ran slower on CPU.
-    JIT_COMPILE = True
+    # Compile inference's convolutional trunk (backbone, FPN and RPN head) with XLA: True, False,
+    # or None = when computing in float32. On 2 CPU cores, float32 detect() at 1024 px took 2.1 s
+    # instead of 2.35 s (one-off compilation: a few seconds per molded image shape, one shape
+    # with "square" resizing); in bfloat16 XLA's convolutions were slower than oneDNN's (2.0 s
+    # vs 0.8 s of graph time), hence None. Training is not compiled: its XLA gradient was slower.
+    JIT_COMPILE: bool | None = None
 
     # Images per GPU. A 12GB GPU can typically handle 2 images of 1024x1024px.
     IMAGES_PER_GPU = 2
@@ -332,7 +333,8 @@ class Config:
         _check(set(self.LOSS_WEIGHTS) == set(LOSS_NAMES), "LOSS_WEIGHTS", self.LOSS_WEIGHTS,
                f"a dict with exactly the keys {LOSS_NAMES}")
         _check(self.TRAIN_BN in (None, True, False), "TRAIN_BN", self.TRAIN_BN, "None, True or False")
-        _check(self.JIT_COMPILE in (True, False), "JIT_COMPILE", self.JIT_COMPILE, "True or False")
+        _check(self.JIT_COMPILE in (None, True, False), "JIT_COMPILE", self.JIT_COMPILE,
+               "None (compile when computing in float32), True or False")
         return self
 
 

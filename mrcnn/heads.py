@@ -41,10 +41,11 @@ def build_classifier_head(num_classes: int, pool_size: int, depth: int, fc_size:
     x = BatchNorm(frozen=frozen_bn, name="mrcnn_class_bn2")(x)
     x = layers.Activation("relu")(x)
     shared = layers.Reshape((fc_size,), name="pool_squeeze")(x)
-    logits = layers.Dense(num_classes, name="mrcnn_class_logits")(shared)
-    probs = layers.Activation("softmax", name="mrcnn_class")(logits)
-    x = layers.Dense(num_classes * 4, name="mrcnn_bbox_fc")(shared)
-    deltas = layers.Reshape((num_classes, 4), name="mrcnn_bbox")(x)
+    # Outputs in float32 under mixed precision (16-bit scores would tie when ranked).
+    logits = layers.Dense(num_classes, name="mrcnn_class_logits", dtype="float32")(shared)
+    probs = layers.Activation("softmax", name="mrcnn_class", dtype="float32")(logits)
+    x = layers.Dense(num_classes * 4, name="mrcnn_bbox_fc", dtype="float32")(shared)
+    deltas = layers.Reshape((num_classes, 4), name="mrcnn_bbox", dtype="float32")(x)
     return keras.Model(pooled, [logits, probs, deltas], name="mrcnn_classifier_head")
 
 
@@ -58,5 +59,6 @@ def build_mask_head(num_classes: int, pool_size: int, depth: int, conv_size: int
         x = BatchNorm(frozen=frozen_bn, name=f"mrcnn_mask_bn{i}")(x)
         x = layers.Activation("relu")(x)
     x = layers.Conv2DTranspose(conv_size, 2, strides=2, activation="relu", name="mrcnn_mask_deconv")(x)
-    masks = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mrcnn_mask")(x)
+    masks = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mrcnn_mask",
+                          dtype="float32")(x)
     return keras.Model(pooled, masks, name="mrcnn_mask_head")

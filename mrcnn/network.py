@@ -86,8 +86,10 @@ class MaskRCNNNetwork(keras.Model):
         self.training_anchors = tf.constant(anchors_for_image_shape(config, config.IMAGE_SHAPE))
         # Inference's trunk, XLA-compiled when asked: it has static shapes; the graph stages
         # after it (top-k, NMS, dynamic gathers) do not compile.
+        jit_compile = (config.MIXED_PRECISION is None if config.JIT_COMPILE is None
+                       else config.JIT_COMPILE)
         self._inference_trunk = (tf.function(self._trunk_outputs, jit_compile=True)
-                                 if config.JIT_COMPILE else self._trunk_outputs)
+                                 if jit_compile else self._trunk_outputs)
         self.loss_weights = {name: float(config.LOSS_WEIGHTS[name]) for name in LOSS_NAMES}
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", *LOSS_NAMES, "weight_decay_loss")}

@@ -17,11 +17,12 @@ def build_rpn_model(anchors_per_location: int, depth: int, conv_size: int = 512,
     feature_map = keras.Input(shape=(None, None, depth), name="input_rpn_feature_map")
     shared = layers.Conv2D(conv_size, 3, padding="same", activation="relu", strides=anchor_stride,
                            name="rpn_conv_shared")(feature_map)
-    x = layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw")(shared)
-    logits = layers.Reshape((-1, 2))(x)
-    probs = layers.Activation("softmax", name="rpn_class_xxx")(logits)
-    x = layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")(shared)
-    deltas = layers.Reshape((-1, 4))(x)
+    # Outputs in float32 under mixed precision: 16-bit scores would tie in the top-k ranking.
+    x = layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw", dtype="float32")(shared)
+    logits = layers.Reshape((-1, 2), dtype="float32")(x)
+    probs = layers.Activation("softmax", name="rpn_class_xxx", dtype="float32")(logits)
+    x = layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred", dtype="float32")(shared)
+    deltas = layers.Reshape((-1, 4), dtype="float32")(x)
     return keras.Model(feature_map, [logits, probs, deltas], name="rpn_model")
 
 

@@ -22,6 +22,11 @@ def test_mixed_precision_trains_detects_and_saves_float32_weights(policy, tmp_pa
     conv = model.keras_model.backbone.get_layer("conv1")
     assert conv.compute_dtype == policy.split("_")[1] and conv.variable_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+    # Scores, deltas and mask probabilities leave the heads in float32: 16-bit scores would
+    # tie when anchors, proposals and detections are ranked.
+    network = model.keras_model
+    for head in (network.rpn, network.classifier_head, network.mask_head):
+        assert all(tensor.dtype == "float32" for tensor in head.outputs), head.name
 
     history = model.train(data, None, learning_rate=0.01, epochs=1, layers="all").history
     assert all(math.isfinite(values[-1]) for values in history.values()), history
