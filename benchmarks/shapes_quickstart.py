@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "shapes_quickstart.json"
@@ -64,9 +65,7 @@ def main() -> int:
         "val_images": metrics["images"],
         "overrides": args.set,
         "threads": args.threads,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "loadavg_before": load_before, "loadavg_after": load_after},
+        "machine": {**provenance(), "loadavg_before": load_before, "loadavg_after": load_after},
     }
     print(f"{'train wall (s)':<22}{result['train_wall_s']:>10}")
     print(f"{'evaluate wall (s)':<22}{result['evaluate_wall_s']:>10}")

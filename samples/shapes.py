@@ -93,8 +93,8 @@ SPEC = SampleSpec(
     make_config=lambda args: ShapesConfig(),
     load_dataset=load_dataset,
     add_arguments=add_arguments,
-    # All layers at LEARNING_RATE, then a tenth of it for the last two epochs.
-    schedules={"scratch": (("all", 6, 1.0), ("all", 8, 0.1))},
+    # All layers at LEARNING_RATE, then a tenth of it for the last three epochs.
+    schedules={"scratch": (("all", 9, 1.0), ("all", 12, 0.1))},
 )
 
 if __name__ == "__main__":
