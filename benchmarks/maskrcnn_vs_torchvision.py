@@ -6,8 +6,11 @@
 Every case runs in its own subprocess (fresh interpreter, both frameworks pinned to the same
 thread count) so its peak RSS is its own. Timings are medians after warm-up, random init.
 Cases: inference at 512x512 and 1024x1024 (batch 1, score threshold 0, 100 detections, masks
-pasted at full size), ours with ResNet-101 too; one training step at 512x512 (batch 1, SGD with
-momentum, gradient clip 5; BatchNorm frozen for both, and trained for torchvision); our input
+pasted at full size), ours with ResNet-101 too, ours without XLA (JIT_COMPILE=False), and both
+in bfloat16 at 1024 (ours MIXED_PRECISION=mixed_bfloat16, torchvision under torch.autocast);
+one training step at 512x512 (batch 1, SGD with
+momentum, gradient clip 5; BatchNorm frozen for both, and trained for torchvision) and at
+1024x1024 with batch 2 (frozen BatchNorm); our input
 pipeline (decode, augment-free molding, RPN targets) in images/s at 512x512.
 Writes ``benchmarks/results/maskrcnn_vs_torchvision.json`` and prints a table.
 """
@@ -17,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "maskrcnn_vs_torchvision.json"
@@ -63,21 +67,21 @@ def _our_config(size: int, backbone: str, num_classes: int = NUM_CLASSES, **fiel
                                   NUM_CLASSES=num_classes, **fields)
 
 
-def case_ours_inference(size: int, backbone: str, repeats: int) -> list[float]:
+def case_ours_inference(size: int, backbone: str, repeats: int, **fields) -> list[float]:
     import mrcnn.model as modellib
 
     config = _our_config(size, backbone, DETECTION_MIN_CONFIDENCE=0.0,
-                         DETECTION_MAX_INSTANCES=100)
+                         DETECTION_MAX_INSTANCES=100, **fields)
     model = modellib.MaskRCNN("inference", config, "/tmp/bench_logs")
     image = _shapes_image(size).load_image(0)
     return _timed(lambda: model.detect([image]), repeats, warmup=2)
 
 
-def case_ours_train(size: int, repeats: int) -> list[float]:
+def case_ours_train(size: int, repeats: int, batch: int = 1) -> list[float]:
     import mrcnn.model as modellib
     from mrcnn.data import build_dataset
 
-    config = _our_config(size, "resnet50", TRAIN_CLASSES)
+    config = _our_config(size, "resnet50", TRAIN_CLASSES, IMAGES_PER_GPU=batch)
     model = modellib.MaskRCNN("training", config, "/tmp/bench_logs")
     model.set_trainable("all", verbose=0)
     model._compile(0.001)
@@ -116,20 +120,24 @@ def _torchvision_model(frozen_bn: bool, size: int, num_classes: int = NUM_CLASSE
         box_score_thresh=0.0, box_detections_per_img=100)
 
 
-def case_torchvision_inference(size: int, repeats: int) -> list[float]:
+def case_torchvision_inference(size: int, repeats: int, bfloat16: bool = False) -> list[float]:
+    import contextlib
+
     import torch
 
     model = _torchvision_model(frozen_bn=True, size=size).eval()
     image = torch.from_numpy(_shapes_image(size).load_image(0)).permute(2, 0, 1).float() / 255
+    precision = (torch.autocast("cpu", dtype=torch.bfloat16) if bfloat16
+                 else contextlib.nullcontext())
 
     def step():
-        with torch.inference_mode():
+        with torch.inference_mode(), precision:
             model([image])
 
     return _timed(step, repeats, warmup=2)
 
 
-def case_torchvision_train(size: int, frozen_bn: bool, repeats: int) -> list[float]:
+def case_torchvision_train(size: int, frozen_bn: bool, repeats: int, batch: int = 1) -> list[float]:
     import torch
 
     model = _torchvision_model(frozen_bn=frozen_bn, size=size, num_classes=TRAIN_CLASSES).train()
@@ -145,7 +153,7 @@ def case_torchvision_train(size: int, frozen_bn: bool, repeats: int) -> list[flo
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
 
     def step():
-        losses = model([image], [target])
+        losses = model([image] * batch, [target] * batch)
         total = sum(losses.values())
         optimizer.zero_grad()
         total.backward()
@@ -160,10 +168,18 @@ CASES = {
     "torchvision_infer_r50_512": lambda r: case_torchvision_inference(512, r),
     "ours_infer_r50_1024": lambda r: case_ours_inference(1024, "resnet50", r),
     "torchvision_infer_r50_1024": lambda r: case_torchvision_inference(1024, r),
+    "ours_infer_r50_1024_no_xla": lambda r: case_ours_inference(1024, "resnet50", r,
+                                                                 JIT_COMPILE=False),
     "ours_infer_r101_1024": lambda r: case_ours_inference(1024, "resnet101", r),
+    "ours_infer_r50_1024_bf16": lambda r: case_ours_inference(
+        1024, "resnet50", r, MIXED_PRECISION="mixed_bfloat16"),
+    "torchvision_infer_r50_1024_bf16": lambda r: case_torchvision_inference(1024, r, True),
     "ours_train_r50_512_frozen_bn": lambda r: case_ours_train(512, r),
     "torchvision_train_r50_512_frozen_bn": lambda r: case_torchvision_train(512, True, r),
     "torchvision_train_r50_512_bn": lambda r: case_torchvision_train(512, False, r),
+    "ours_train_r50_1024_batch2_frozen_bn": lambda r: case_ours_train(1024, r, batch=2),
+    "torchvision_train_r50_1024_batch2_frozen_bn": lambda r: case_torchvision_train(
+        1024, True, r, batch=2),
     "ours_pipeline_512_per_image": lambda r: case_ours_pipeline(512, r),
 }
 QUICK = ("ours_infer_r50_512", "torchvision_infer_r50_512", "ours_train_r50_512_frozen_bn",
@@ -171,8 +187,12 @@ QUICK = ("ours_infer_r50_512", "torchvision_infer_r50_512", "ours_train_r50_512_
 RATIOS = {
     "inference 512 (ours/torchvision)": ("ours_infer_r50_512", "torchvision_infer_r50_512"),
     "inference 1024 (ours/torchvision)": ("ours_infer_r50_1024", "torchvision_infer_r50_1024"),
+    "inference 1024 bfloat16 (ours/torchvision)": ("ours_infer_r50_1024_bf16",
+                                                   "torchvision_infer_r50_1024_bf16"),
     "train step 512 frozen BN (ours/torchvision)": ("ours_train_r50_512_frozen_bn",
                                                     "torchvision_train_r50_512_frozen_bn"),
+    "train step 1024 batch 2 frozen BN (ours/torchvision)": (
+        "ours_train_r50_1024_batch2_frozen_bn", "torchvision_train_r50_1024_batch2_frozen_bn"),
     "pipeline time / train step time (ours)": ("ours_pipeline_512_per_image",
                                                "ours_train_r50_512_frozen_bn"),
 }
@@ -211,6 +231,7 @@ def main() -> int:
         run_case(args.case, args.repeats, args.threads)
         return 0
     results = {}
+    print(f"{'case':<40}{'median':>11}   {'min-max':<13}{'peak RSS':>10}")
     names = QUICK if args.quick else tuple(CASES)
     for name in names:
         command = [sys.executable, __file__, "--case", name, "--repeats", str(args.repeats),
@@ -219,9 +240,9 @@ def main() -> int:
         if done.returncode != 0:
             print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
             continue
-        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{name:<40}{results[name]['median_s']:>10.3f} s{results[name]['peak_rss_mib']:>9} MiB",
-              flush=True)
+        results[name] = case = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{name:<40}{case['median_s']:>9.3f} s   {min(case['times_s']):.3f}-"
+              f"{max(case['times_s']):.3f} s{case['peak_rss_mib']:>8} MiB", flush=True)
     ratios = {label: results[a]["median_s"] / results[b]["median_s"]
               for label, (a, b) in RATIOS.items() if a in results and b in results}
     print()
@@ -229,8 +250,7 @@ def main() -> int:
         print(f"{label:<48}{value:>8.2f}")
     report = {"benchmark": "maskrcnn_vs_torchvision", "threads": args.threads,
               "repeats": args.repeats, "cases": results, "ratios": ratios,
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "python": platform.python_version(), "loadavg": os.getloadavg()}}
+              "machine": provenance()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"written to {args.out}")
