@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def provenance() -> dict:
-    """Date (UTC), git commit (with "+dirty" for uncommitted changes), CPU model and count."""
+    """Date (UTC), git commit (with "+dirty" for uncommitted code changes), CPU model and count."""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _commit(),
@@ -31,7 +31,9 @@ def _commit() -> str:
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+        changes = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":!benchmarks/results")  # earlier results are not a code change
+        return commit + ("+dirty" if changes else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
