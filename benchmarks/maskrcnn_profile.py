@@ -10,14 +10,13 @@ after warm-up. Prints a table and writes ``benchmarks/results/maskrcnn_profile.j
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from provenance import provenance
+from provenance import provenance, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "maskrcnn_profile.json"
@@ -167,9 +166,7 @@ def main() -> int:
         report[part] = {"size": size, "stages_ms": profile(size, args.repeats)}
         for name, value in report[part]["stages_ms"].items():
             print(f"  {name:<44}{value:>9.0f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"written to {args.out}")
+    write_report(args.out, report)
     return 0
 
 

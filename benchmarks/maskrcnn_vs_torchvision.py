@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from provenance import provenance
+from provenance import provenance, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "maskrcnn_vs_torchvision.json"
@@ -251,9 +251,7 @@ def main() -> int:
     report = {"benchmark": "maskrcnn_vs_torchvision", "threads": args.threads,
               "repeats": args.repeats, "cases": results, "ratios": ratios,
               "machine": provenance()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"written to {args.out}")
+    write_report(args.out, report)
     return 0
 
 

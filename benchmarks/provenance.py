@@ -1,8 +1,9 @@
-"""Where and when a benchmark ran: date, commit, CPU, Python; stored in every results JSON."""
+"""Where and when a benchmark ran (date, commit, CPU, Python), and writing its results JSON."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -22,6 +23,13 @@ def provenance() -> dict:
         "python": platform.python_version(),
         "loadavg": os.getloadavg(),
     }
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write ``report`` as indented JSON to ``path`` (creating its folder) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {path}")
 
 
 def _commit() -> str:

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from provenance import provenance
+from provenance import provenance, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "shapes_quickstart.json"
@@ -72,9 +72,7 @@ def main() -> int:
     print(f"{'mAP@0.5 (val)':<22}{result['mAP50']:>10}")
     print(f"{'mAP@[.5:.95] (val)':<22}{result['mAP']:>10}")
     print(f"{'COCO segm AP':<22}{result['coco_segm_AP']:>10}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"written to {args.out}")
+    write_report(args.out, result)
     return 0
 
 
