@@ -60,9 +60,12 @@ class DetectionTargetLayer(keras.layers.Layer):
 
     def _targets_for_image(self, proposals, gt_class_ids, gt_boxes, gt_masks):
         proposals, _ = box_ops.trim_zero_rows(proposals)
-        gt_boxes, non_zeros = box_ops.trim_zero_rows(gt_boxes)
-        gt_class_ids = tf.boolean_mask(gt_class_ids, non_zeros)
-        gt_masks = tf.boolean_mask(tf.transpose(gt_masks, [2, 0, 1]), non_zeros)  # [G, h, w]
+        # Padding rows have class id 0. (Their boxes are not zero once normalized, so trimming
+        # zero boxes, as Matterport does, would keep them as degenerate "GT" boxes.)
+        instances = tf.not_equal(gt_class_ids, 0)
+        gt_boxes = tf.boolean_mask(gt_boxes, instances)
+        gt_class_ids = tf.boolean_mask(gt_class_ids, instances)
+        gt_masks = tf.boolean_mask(tf.transpose(gt_masks, [2, 0, 1]), instances)  # [G, h, w]
 
         # Crowd boxes: proposals that overlap them are neither positives nor negatives.
         is_crowd = gt_class_ids < 0

@@ -118,6 +118,20 @@ def test_detection_targets_on_image_without_instances():
     assert np.all(class_ids.numpy() == 0) and np.all(deltas.numpy() == 0)
 
 
+def test_detection_targets_ignore_padding_rows_of_normalized_gt_boxes():
+    """Padded GT rows (class 0) are not zero once normalized (Matterport's norm_boxes maps 0 to
+    -1/(size-1)); they must not join the ROIs as degenerate background samples."""
+    layer = DetectionTargetLayer(8, 0.5, [0.1, 0.1, 0.2, 0.2], [4, 4], True)
+    gt_boxes = box_ops.norm_boxes(tf.constant([[[10, 10, 30, 30], [0, 0, 0, 0], [0, 0, 0, 0]]]),
+                                  tf.constant([64, 64]))
+    proposals = tf.constant([[[0.7, 0.7, 0.9, 0.9], [0.0, 0.0, 0.0, 0.0]]])
+    rois, class_ids, _, _ = layer(proposals, tf.constant([[2, 0, 0]]), gt_boxes,
+                                  tf.ones((1, 4, 4, 3)))
+    valid = np.any(rois.numpy()[0] != 0, axis=1)
+    assert valid.sum() == 2  # the GT box (positive) and the one real proposal (negative)
+    assert class_ids.numpy()[0].tolist()[:2] == [2, 0]
+
+
 def test_detection_targets_positive_mask_and_deltas():
     """A proposal equal to a GT box is positive: class = GT class, deltas 0, mask = GT mask crop."""
     layer = DetectionTargetLayer(4, 0.5, [0.1, 0.1, 0.2, 0.2], [4, 4], True)
