@@ -187,8 +187,10 @@ class MaskRCNN:
         optimizer = keras.optimizers.SGD(
             learning_rate=learning_rate,
             momentum=self.config.LEARNING_MOMENTUM,
-            # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it.
-            global_clipnorm=self.config.GRADIENT_CLIP_NORM,
+            # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it. Over
+            # several replicas the network clips their summed gradient itself.
+            global_clipnorm=(self.config.GRADIENT_CLIP_NORM
+                             if self.strategy.num_replicas_in_sync == 1 else None),
         )
         if self.config.MIXED_PRECISION == "mixed_float16":
             # Dynamic loss scaling keeps float16 gradients from underflowing; steps with

@@ -229,12 +229,28 @@ class MaskRCNNNetwork(keras.Model):
             scaled = self.optimizer.scale_loss(total / tf.cast(replicas, total.dtype))
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(
-            [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
-        )
+        pairs = [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
+        if replicas > 1:
+            pairs = self._clip_across_replicas(pairs, replicas)
+        self.optimizer.apply_gradients(pairs)
         results = self._update_trackers(total, decay, parts)
         results["learning_rate"] = tf.cast(self.optimizer.learning_rate, tf.float32)
         return results
+
+    def _clip_across_replicas(self, pairs, replicas: int) -> list:
+        """Clip the replicas' summed gradient by its global norm, as one device would.
+
+        Keras clips each replica's part before summing them, which multiplies the effective
+        clip norm by the replica count. Each replica returns 1/replicas of the clipped sum, so
+        the optimizer's own cross-replica sum applies it once.
+        """
+        summed = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
+        clip_norm = self.config.GRADIENT_CLIP_NORM
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            clip_norm = clip_norm * self.optimizer.dynamic_scale  # gradients are still scaled
+        clipped, _ = tf.clip_by_global_norm(summed, clip_norm)
+        return [(g / replicas, v) for g, (_, v) in zip(clipped, pairs, strict=True)]
 
     def test_step(self, data):
         parts = self.compute_losses(data, training=False)

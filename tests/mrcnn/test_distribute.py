@@ -32,6 +32,60 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+SAME_BATCH_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import mrcnn.model as modellib
+    from mrcnn.anchors import anchors_for_image_shape
+    from mrcnn.config import tiny_config
+    from mrcnn.datasets.shapes import ShapesDataset
+    # One image twice, and settings under which nothing is drawn at random: every anchor is a
+    # training anchor, and NMS leaves fewer proposals than there are ROI slots.
+    data = ShapesDataset(); data.load_shapes(1, 64, 64, seed=0)
+    info = data.image_info[0]
+    data.add_image("shapes", image_id=1, path=None, width=64, height=64,
+                   bg_color=info["bg_color"], shapes=info["shapes"])
+    data.prepare()
+    fields = dict(STEPS_PER_EPOCH=1, TRAIN_BN=False, RPN_ANCHOR_SCALES=(32, 64, 128, 256, 512),
+                  RPN_NMS_THRESHOLD=0.05, PRE_NMS_LIMIT=100, POST_NMS_ROIS_TRAINING=100,
+                  TRAIN_ROIS_PER_IMAGE=100, ROI_POSITIVE_RATIO=1.0, GRADIENT_CLIP_NORM=1.0)
+    probe = tiny_config(**fields)
+    fields["RPN_TRAIN_ANCHORS_PER_IMAGE"] = len(anchors_for_image_shape(probe, probe.IMAGE_SHAPE))
+    two = modellib.MaskRCNN("training", tiny_config(DISTRIBUTION_STRATEGY="mirrored", GPU_COUNT=2,
+                                                    IMAGES_PER_GPU=1, **fields), sys.argv[1])
+    one = modellib.MaskRCNN("training", tiny_config(IMAGES_PER_GPU=2, **fields), sys.argv[1])
+    for target, source in zip(one.keras_model.weights, two.keras_model.weights, strict=True):
+        target.assign(source.numpy())
+    before = [w.numpy() for w in one.keras_model.weights]
+    losses = {name: {k: v[-1] for k, v in
+                     model.train(data, None, learning_rate=0.01, epochs=1, layers="all").history.items()}
+              for name, model in (("two", two), ("one", one))}
+    step = lambda model: [w.numpy() - b for w, b in zip(model.keras_model.weights, before)]
+    largest = max(float(np.abs(u).max()) for u in step(one) if u.size)
+    gap = max(float(np.abs(a - b).max()) for a, b in zip(step(one), step(two)) if a.size)
+    print(json.dumps({"losses": losses, "largest_update": largest, "update_gap": gap}))
+""")
+
+
+def test_two_replicas_give_the_loss_and_update_of_one_device_on_the_same_global_batch(tmp_path):
+    """Users moving to several GPUs must get the same training: the same losses, and the same
+    weight update, gradient clipping included (Keras alone clips each replica's half)."""
+    done = subprocess.run([sys.executable, "-c", SAME_BATCH_SCRIPT, str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    two, one = result["losses"]["two"], result["losses"]["one"]
+    for name in ("loss", "rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
+                 "mrcnn_mask_loss"):
+        assert two[name] == pytest.approx(one[name], rel=1e-5), name
+    assert result["largest_update"] > 1e-4  # the step did move the weights
+    # float32 rounding of the weights is ~1e-6 here; a per-replica clip would differ by ~100%
+    assert result["update_gap"] <= 1e-2 * result["largest_update"], result
+
+
 def test_mirrored_strategy_trains_on_two_replicas(tmp_path):
     """Users with several GPUs: one config field spreads each batch over the devices."""
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True,
