@@ -13,7 +13,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from provenance import provenance, write_report
@@ -23,21 +22,16 @@ RESULTS = ROOT / "benchmarks" / "results" / "maskrcnn_profile.json"
 
 
 def _median_ms(step, repeats: int) -> float:
+    """Median wall time of ``step`` in ms, its tensors read back (two warm-up calls)."""
     import tensorflow as tf
+    from maskrcnn_vs_torchvision import _timed
 
     def run():
         for tensor in tf.nest.flatten(step()):
             if hasattr(tensor, "numpy"):
                 tensor.numpy()
 
-    run()
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(_timed(run, repeats, warmup=2))
 
 
 def profile_inference(size: int, repeats: int) -> dict[str, float]:
