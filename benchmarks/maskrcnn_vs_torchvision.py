@@ -144,7 +144,7 @@ def case_torchvision_train(size: int, frozen_bn: bool, repeats: int, batch: int 
     dataset = _shapes_image(size)
     image = torch.from_numpy(dataset.load_image(0)).permute(2, 0, 1).float() / 255
     masks, class_ids = dataset.load_mask(0)
-    from mrcnn.boxes import extract_bboxes
+    from mrcnn.geometry.boxes import extract_bboxes
 
     boxes = extract_bboxes(masks)[:, [1, 0, 3, 2]]  # (x1, y1, x2, y2)
     target = {"boxes": torch.tensor(boxes, dtype=torch.float32),

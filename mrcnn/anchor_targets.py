@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrcnn.boxes import box_refinement, compute_overlaps
+from mrcnn.geometry.boxes import box_refinement, compute_overlaps
 
 POSITIVE_IOU = 0.7
 NEGATIVE_IOU = 0.3

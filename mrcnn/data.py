@@ -19,11 +19,17 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.anchor_targets import build_rpn_targets
-from mrcnn.anchors import anchors_for_image_shape
 from mrcnn.augment import apply_augmentation, check_augmentation, reseed
-from mrcnn.boxes import extract_bboxes
 from mrcnn.dataset import DatasetError
-from mrcnn.imaging import compose_image_meta, minimize_mask, mold_image, resize_image, resize_mask
+from mrcnn.geometry.anchors import anchors_for_image_shape
+from mrcnn.geometry.boxes import extract_bboxes
+from mrcnn.geometry.imaging import (
+    compose_image_meta,
+    minimize_mask,
+    mold_image,
+    resize_image,
+    resize_mask,
+)
 
 logger = logging.getLogger(__name__)
 

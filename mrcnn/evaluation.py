@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mrcnn.boxes import compute_overlaps, compute_overlaps_masks
+from mrcnn.geometry.boxes import compute_overlaps, compute_overlaps_masks
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mrcnn.boxes import extract_bboxes
 from mrcnn.evaluation import compute_ap, compute_ap_range
+from mrcnn.geometry.boxes import extract_bboxes
 
 logger = logging.getLogger(__name__)
 

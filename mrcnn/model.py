@@ -21,10 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn import training
-from mrcnn.anchors import anchors_for_image_shape
 from mrcnn.config import Config
 from mrcnn.distribute import build_strategy
-from mrcnn.imaging import compose_image_meta, mold_image, resize_image
+from mrcnn.geometry.anchors import anchors_for_image_shape
+from mrcnn.geometry.imaging import compose_image_meta, mold_image, resize_image
 from mrcnn.network import MaskRCNNNetwork
 from mrcnn.postprocess import unmold_detections
 from mrcnn.weights import LoadReport, load_weights_by_name, save_weights_h5, weight_layers

@@ -13,18 +13,18 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn import box_ops, losses
-from mrcnn.anchors import anchors_for_image_shape
 from mrcnn.backbone import build_resnet
 from mrcnn.config import BACKBONE_STAGE_BLOCKS, LOSS_NAMES, Config
 from mrcnn.detection import DetectionLayer
 from mrcnn.detection_targets import DetectionTargetLayer
 from mrcnn.fpn import build_fpn
+from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.heads import build_classifier_head, build_mask_head
 from mrcnn.proposal import ProposalLayer
 from mrcnn.roi_align import PyramidROIAlign
 from mrcnn.rpn import build_rpn_model, run_rpn
 
-# Offsets into the image_meta vector (see mrcnn.imaging.compose_image_meta).
+# Offsets into the image_meta vector (see mrcnn.geometry.imaging.compose_image_meta).
 META_WINDOW = slice(7, 11)
 META_ACTIVE_CLASSES = slice(12, None)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrcnn.anchors import denorm_boxes, norm_boxes
-from mrcnn.imaging import paste_masks
+from mrcnn.geometry.anchors import denorm_boxes, norm_boxes
+from mrcnn.geometry.imaging import paste_masks
 
 
 def unmold_detections(

@@ -11,7 +11,7 @@ def build_rpn_model(anchors_per_location: int, depth: int, conv_size: int = 512,
     """Feature map [B, H, W, depth] -> (logits [B, A, 2], probs [B, A, 2], deltas [B, A, 4]).
 
     A = H * W * anchors_per_location / anchor_stride**2, ordered cell by cell then anchor by
-    anchor, matching :func:`mrcnn.anchors.generate_anchors`. Deltas are standardized
+    anchor, matching :func:`mrcnn.geometry.anchors.generate_anchors`. Deltas are standardized
     ``(dy, dx, log(dh), log(dw))`` (divide by nothing; multiply by RPN_BBOX_STD_DEV to use).
     """
     feature_map = keras.Input(shape=(None, None, depth), name="input_rpn_feature_map")

@@ -5,22 +5,6 @@
 This module has no logic of its own.
 """
 
-from mrcnn.anchors import (
-    compute_backbone_shapes,
-    denorm_boxes,
-    generate_anchors,
-    generate_pyramid_anchors,
-    norm_boxes,
-)
-from mrcnn.boxes import (
-    apply_box_deltas,
-    box_refinement,
-    compute_iou,
-    compute_overlaps,
-    compute_overlaps_masks,
-    extract_bboxes,
-    non_max_suppression,
-)
 from mrcnn.dataset import Dataset, DatasetError
 from mrcnn.evaluation import (
     compute_ap,
@@ -29,7 +13,23 @@ from mrcnn.evaluation import (
     compute_recall,
     trim_zeros,
 )
-from mrcnn.imaging import (
+from mrcnn.geometry.anchors import (
+    compute_backbone_shapes,
+    denorm_boxes,
+    generate_anchors,
+    generate_pyramid_anchors,
+    norm_boxes,
+)
+from mrcnn.geometry.boxes import (
+    apply_box_deltas,
+    box_refinement,
+    compute_iou,
+    compute_overlaps,
+    compute_overlaps_masks,
+    extract_bboxes,
+    non_max_suppression,
+)
+from mrcnn.geometry.imaging import (
     compose_image_meta,
     expand_mask,
     minimize_mask,

@@ -12,8 +12,8 @@ import math
 import cv2
 import numpy as np
 
-from mrcnn.boxes import non_max_suppression
 from mrcnn.dataset import Dataset
+from mrcnn.geometry.boxes import non_max_suppression
 
 SHAPE_CLASSES = ("square", "circle", "triangle")  # class ids 1, 2, 3
 # Matterport keeps shapes 20 px from the border of 128 px images; scaled for other sizes.

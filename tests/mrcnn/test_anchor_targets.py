@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from mrcnn.anchor_targets import build_rpn_targets
-from mrcnn.anchors import anchors_for_image_shape
-from mrcnn.boxes import apply_box_deltas, compute_overlaps
 from mrcnn.config import tiny_config
+from mrcnn.geometry.anchors import anchors_for_image_shape
+from mrcnn.geometry.boxes import apply_box_deltas, compute_overlaps
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
-"""Anchors (mrcnn.anchors) against hand-computed values for tiny feature maps."""
+"""Anchors (mrcnn.geometry.anchors) against hand-computed values for tiny feature maps."""
 
 import numpy as np
 import pytest
 
-from mrcnn.anchors import (
+from mrcnn.config import tiny_config
+from mrcnn.geometry.anchors import (
     anchors_for_image_shape,
     compute_backbone_shapes,
     denorm_boxes,
@@ -11,7 +12,6 @@ from mrcnn.anchors import (
     generate_pyramid_anchors,
     norm_boxes,
 )
-from mrcnn.config import tiny_config
 
 R2 = np.sqrt(2)
 

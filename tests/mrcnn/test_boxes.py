@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrcnn.boxes import (
+from mrcnn.geometry.boxes import (
     apply_box_deltas,
     box_refinement,
     compute_iou,

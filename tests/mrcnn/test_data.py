@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn.anchors import anchors_for_image_shape
 from mrcnn.config import tiny_config
 from mrcnn.data import build_dataset, build_training_sample, load_image_gt
 from mrcnn.dataset import Dataset, DatasetError
 from mrcnn.datasets.shapes import ShapesDataset
-from mrcnn.imaging import parse_image_meta
+from mrcnn.geometry.anchors import anchors_for_image_shape
+from mrcnn.geometry.imaging import parse_image_meta
 
 
 class RectanglesDataset(Dataset):

@@ -39,7 +39,7 @@ SAME_BATCH_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import mrcnn.model as modellib
-    from mrcnn.anchors import anchors_for_image_shape
+    from mrcnn.geometry.anchors import anchors_for_image_shape
     from mrcnn.config import tiny_config
     from mrcnn.datasets.shapes import ShapesDataset
     # One image twice, and settings under which nothing is drawn at random: every anchor is a

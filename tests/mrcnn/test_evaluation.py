@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from mrcnn.boxes import extract_bboxes
 from mrcnn.evaluation import (
     compute_ap,
     compute_ap_range,
@@ -11,6 +10,7 @@ from mrcnn.evaluation import (
     compute_recall,
     trim_zeros,
 )
+from mrcnn.geometry.boxes import extract_bboxes
 
 
 def _masks(*rects, shape=(40, 40)):

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrcnn.config import tiny_config
-from mrcnn.imaging import (
+from mrcnn.geometry.imaging import (
     compose_image_meta,
     expand_mask,
     minimize_mask,

@@ -6,8 +6,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from mrcnn import visualize
-from mrcnn.boxes import extract_bboxes
 from mrcnn.evaluation import compute_ap
+from mrcnn.geometry.boxes import extract_bboxes
 
 CLASS_NAMES = ["BG", "square", "circle"]
 
