@@ -100,7 +100,7 @@ def profile_training(size: int, repeats: int) -> dict[str, float]:
     from maskrcnn_vs_torchvision import TRAIN_CLASSES, _our_config, _shapes_image
 
     import mrcnn.model as modellib
-    from mrcnn.data import build_dataset
+    from mrcnn.data.pipeline import build_dataset
 
     config = _our_config(size, "resnet50", TRAIN_CLASSES)
     model = modellib.MaskRCNN("training", config, "/tmp/bench_logs")

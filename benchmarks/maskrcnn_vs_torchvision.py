@@ -47,7 +47,7 @@ def _timed(step, repeats: int, warmup: int = 1) -> list[float]:
 
 
 def _shapes_image(size: int, seed: int = 0):
-    from mrcnn.datasets.shapes import ShapesDataset
+    from mrcnn.data.datasets.shapes import ShapesDataset
 
     dataset = ShapesDataset()
     dataset.load_shapes(4, size, size, seed=seed)
@@ -79,7 +79,7 @@ def case_ours_inference(size: int, backbone: str, repeats: int, **fields) -> lis
 
 def case_ours_train(size: int, repeats: int, batch: int = 1) -> list[float]:
     import mrcnn.model as modellib
-    from mrcnn.data import build_dataset
+    from mrcnn.data.pipeline import build_dataset
 
     config = _our_config(size, "resnet50", TRAIN_CLASSES, IMAGES_PER_GPU=batch)
     model = modellib.MaskRCNN("training", config, "/tmp/bench_logs")
@@ -93,7 +93,7 @@ def case_ours_train(size: int, repeats: int, batch: int = 1) -> list[float]:
 
 
 def case_ours_pipeline(size: int, repeats: int) -> list[float]:
-    from mrcnn.data import build_dataset
+    from mrcnn.data.pipeline import build_dataset
 
     config = _our_config(size, "resnet50", TRAIN_CLASSES)
     dataset = _shapes_image(size)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mrcnn.config import Config, ConfigError, parse_override, tiny_config
-from mrcnn.dataset import DatasetError
+from mrcnn.data.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> 
 
 def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
     from mrcnn import model as modellib
-    from mrcnn.image_io import load_rgb_image
+    from mrcnn.data.image_io import load_rgb_image
     from mrcnn.visualize import display_instances
 
     paths = _image_paths(args.image)

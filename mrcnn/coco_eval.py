@@ -2,7 +2,7 @@
 
 Three entry points:
 
-- :func:`evaluate_detections` takes a :class:`~mrcnn.dataset.Dataset`, its image ids and the
+- :func:`evaluate_detections` takes a :class:`~mrcnn.data.dataset.Dataset`, its image ids and the
   per-image dicts of Matterport's ``model.detect()`` (``rois`` [N, (y1, x1, y2, x2)] pixels of
   the original image, ``class_ids`` [N] internal ids, ``scores`` [N], ``masks`` bool[H, W, N]).
 - :func:`evaluate_coco_results` scores a COCO results list against a pycocotools ``COCO``

@@ -133,10 +133,10 @@ class MaskRCNN:
         """Train until epoch ``epochs`` (cumulative, as in Matterport: a second call continues).
 
         train_dataset / val_dataset: mrcnn Dataset objects (prepared), or tf.data datasets that
-        yield the batches of :func:`mrcnn.data.build_dataset`. layers: heads, 3+, 4+, 5+, all or
+        yield the batches of :func:`mrcnn.data.pipeline.build_dataset`. layers: heads, 3+, 4+, 5+, all or
         a regex. augmentation: an albumentations pipeline (or an imgaug augmenter).
         """
-        from mrcnn.data import build_dataset
+        from mrcnn.data.pipeline import build_dataset
 
         if self.mode != "training":
             raise ValueError("train() needs a model created with mode='training'")

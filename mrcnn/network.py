@@ -37,7 +37,7 @@ class MaskRCNNNetwork(keras.Model):
     (normalized). Output: ``detections`` [B, D, (y1, x1, y2, x2, class_id, score)] normalized and
     ``masks`` [B, D, mask_h, mask_w, NUM_CLASSES] probabilities.
 
-    Training input (``train_step``): the batches of :func:`mrcnn.data.build_dataset`.
+    Training input (``train_step``): the batches of :func:`mrcnn.data.pipeline.build_dataset`.
     """
 
     def __init__(self, config: Config, **kwargs):

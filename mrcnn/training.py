@@ -210,17 +210,17 @@ def _variable_key(variable) -> str:
 class SkippedSamplesReport(keras.callbacks.Callback):
     """Log at the end of each epoch how many samples the input pipeline skipped, and why.
 
-    Reads :data:`mrcnn.data.SKIPPED_SAMPLES`; the counts are also put into the epoch's logs as
+    Reads :data:`mrcnn.data.pipeline.SKIPPED_SAMPLES`; the counts are also put into the epoch's logs as
     ``skipped_samples`` (so History and TensorBoard see them). Silent when nothing was skipped.
     """
 
     def on_train_begin(self, logs=None):
-        from mrcnn.data import SKIPPED_SAMPLES
+        from mrcnn.data.pipeline import SKIPPED_SAMPLES
 
         SKIPPED_SAMPLES.take()  # what earlier runs skipped is not this epoch's
 
     def on_epoch_end(self, epoch, logs=None):
-        from mrcnn.data import SKIPPED_SAMPLES
+        from mrcnn.data.pipeline import SKIPPED_SAMPLES
 
         counts = SKIPPED_SAMPLES.take()
         total = sum(counts.values())

@@ -5,7 +5,7 @@
 This module has no logic of its own.
 """
 
-from mrcnn.dataset import Dataset, DatasetError
+from mrcnn.data.dataset import Dataset, DatasetError
 from mrcnn.evaluation import (
     compute_ap,
     compute_ap_range,

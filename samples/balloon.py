@@ -22,8 +22,8 @@ import numpy as np
 
 from mrcnn.cli import SampleSpec, UsageError, load_weights, main, make_config
 from mrcnn.config import Config, ConfigError
-from mrcnn.dataset import DatasetError
-from mrcnn.datasets.via import ViaDataset
+from mrcnn.data.dataset import DatasetError
+from mrcnn.data.datasets.via import ViaDataset
 
 
 class BalloonConfig(Config):
@@ -100,7 +100,7 @@ def splash(argv: list[str]) -> int:
 
 
 def _splash_image(model, path: Path, out_dir: Path) -> Path:
-    from mrcnn.image_io import load_rgb_image
+    from mrcnn.data.image_io import load_rgb_image
 
     image = load_rgb_image(path)
     result = model.detect([image])[0]

@@ -15,7 +15,7 @@ import sys
 
 from mrcnn.cli import SampleSpec, main
 from mrcnn.config import Config
-from mrcnn.datasets.coco import CocoDataset
+from mrcnn.data.datasets.coco import CocoDataset
 
 
 class CocoConfig(Config):

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from mrcnn.cli import SampleSpec, main
-from mrcnn.datasets.d2s import D2SConfig, D2SDataset
+from mrcnn.data.datasets.d2s import D2SConfig, D2SDataset
 
 
 def load_dataset(args: argparse.Namespace, subset: str) -> D2SDataset:

@@ -19,7 +19,7 @@ import sys
 
 from mrcnn.cli import SampleSpec, main
 from mrcnn.config import Config
-from mrcnn.datasets.deepfashion2 import (
+from mrcnn.data.datasets.deepfashion2 import (
     CATEGORY_NAMES,
     CLASS_SCHEMES,
     UPPER_LOWER_NAMES,

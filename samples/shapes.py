@@ -19,7 +19,7 @@ import cv2
 
 from mrcnn.cli import SampleSpec, main
 from mrcnn.config import Config
-from mrcnn.datasets.shapes import ShapesDataset
+from mrcnn.data.datasets.shapes import ShapesDataset
 
 IMAGE_SIZE = 128
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mrcnn.anchor_targets import build_rpn_targets
 from mrcnn.config import tiny_config
+from mrcnn.data.anchor_targets import build_rpn_targets
 from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.geometry.boxes import apply_box_deltas, compute_overlaps
 

@@ -7,7 +7,7 @@ import albumentations as A
 import numpy as np
 import pytest
 
-from mrcnn.augment import IMGAUG_MASK_AUGMENTERS, apply_augmentation, check_augmentation
+from mrcnn.data.augment import IMGAUG_MASK_AUGMENTERS, apply_augmentation, check_augmentation
 
 
 def _scene():

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import mrcnn.model as modellib
 from mrcnn.callbacks import MeanAPCallback
 from mrcnn.config import tiny_config
-from mrcnn.datasets.shapes import ShapesDataset
+from mrcnn.data.datasets.shapes import ShapesDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

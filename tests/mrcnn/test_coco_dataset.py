@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from mrcnn.dataset import DatasetError
-from mrcnn.datasets.coco import CocoDataset
+from mrcnn.data.dataset import DatasetError
+from mrcnn.data.datasets.coco import CocoDataset
 
 H, W = 48, 64
 BIG_ANNOTATION_ID = 2**40  # COCO results files carry ids above int32
@@ -166,7 +166,7 @@ def test_explicit_paths_override_the_matterport_layout(tmp_path):
 
 
 def test_grayscale_and_rgba_images_load_as_rgb(tmp_path):
-    pytest.importorskip("mrcnn.image_io")
+    pytest.importorskip("mrcnn.data.image_io")
     write_coco(tmp_path)
     dataset = load(tmp_path)
     for source_id in (7, 9, 11):

@@ -21,8 +21,8 @@ from mrcnn.coco_eval import (
     evaluate_detections,
     save_coco_results,
 )
-from mrcnn.dataset import Dataset
-from mrcnn.datasets.coco import CocoDataset
+from mrcnn.data.dataset import Dataset
+from mrcnn.data.datasets.coco import CocoDataset
 
 H, W = 64, 80
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrcnn.dataset import DatasetError
-from mrcnn.datasets.d2s import D2SConfig, D2SDataset
+from mrcnn.data.dataset import DatasetError
+from mrcnn.data.datasets.d2s import D2SConfig, D2SDataset
 
 H, W = 36, 48
 CATEGORIES = [{"id": i, "name": f"product_{i:02d}", "supercategory": "food"}

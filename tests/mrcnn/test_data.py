@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from mrcnn.config import tiny_config
-from mrcnn.data import build_dataset, build_training_sample, load_image_gt
-from mrcnn.dataset import Dataset, DatasetError
-from mrcnn.datasets.shapes import ShapesDataset
+from mrcnn.data.dataset import Dataset, DatasetError
+from mrcnn.data.datasets.shapes import ShapesDataset
+from mrcnn.data.pipeline import build_dataset, build_training_sample, load_image_gt
 from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.geometry.imaging import parse_image_meta
 

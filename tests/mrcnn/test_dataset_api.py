@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from mrcnn import utils
-from mrcnn.dataset import Dataset, DatasetError
+from mrcnn.data.dataset import Dataset, DatasetError
 
 
 def _two_source_dataset(tmp_path):

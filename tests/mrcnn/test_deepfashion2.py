@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mrcnn.dataset import DatasetError
-from mrcnn.datasets.deepfashion2 import (
+from mrcnn.data.dataset import DatasetError
+from mrcnn.data.datasets.deepfashion2 import (
     CATEGORY_NAMES,
     DeepFashion2Dataset,
     prepare_split,

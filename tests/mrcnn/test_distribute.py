@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import mrcnn.model as modellib
     from mrcnn.config import tiny_config
-    from mrcnn.datasets.shapes import ShapesDataset
+    from mrcnn.data.datasets.shapes import ShapesDataset
     config = tiny_config(DISTRIBUTION_STRATEGY="mirrored", GPU_COUNT=2, IMAGES_PER_GPU=1,
                          STEPS_PER_EPOCH=2, TRAIN_BN=True)
     data = ShapesDataset(); data.load_shapes(4, 64, 64, seed=0); data.prepare()
@@ -41,7 +41,7 @@ SAME_BATCH_SCRIPT = textwrap.dedent("""
     import mrcnn.model as modellib
     from mrcnn.geometry.anchors import anchors_for_image_shape
     from mrcnn.config import tiny_config
-    from mrcnn.datasets.shapes import ShapesDataset
+    from mrcnn.data.datasets.shapes import ShapesDataset
     # One image twice, and settings under which nothing is drawn at random: every anchor is a
     # training anchor, and NMS leaves fewer proposals than there are ROI slots.
     data = ShapesDataset(); data.load_shapes(1, 64, 64, seed=0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrcnn.dataset import DatasetError
-from mrcnn.image_io import load_rgb_image
+from mrcnn.data.dataset import DatasetError
+from mrcnn.data.image_io import load_rgb_image
 
 
 def _check_rgb(array, shape):

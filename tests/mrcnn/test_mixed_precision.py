@@ -8,7 +8,7 @@ import pytest
 
 import mrcnn.model as modellib
 from mrcnn.config import tiny_config
-from mrcnn.datasets.shapes import ShapesDataset
+from mrcnn.data.datasets.shapes import ShapesDataset
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

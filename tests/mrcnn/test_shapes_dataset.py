@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mrcnn.datasets.shapes import ShapesDataset, draw_shape
+from mrcnn.data.datasets.shapes import ShapesDataset, draw_shape
 
 
 def _dataset(count=12, size=64, seed=0):

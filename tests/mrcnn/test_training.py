@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import mrcnn.model as modellib
 from mrcnn.config import tiny_config
-from mrcnn.datasets.shapes import ShapesDataset
+from mrcnn.data.datasets.shapes import ShapesDataset
 
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
               "mrcnn_mask_loss")

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mrcnn.dataset import DatasetError
-from mrcnn.datasets.via import ViaDataset
+from mrcnn.data.dataset import DatasetError
+from mrcnn.data.datasets.via import ViaDataset
 
 H, W = 48, 64
 

@@ -12,9 +12,9 @@ from PIL import Image
 
 import mrcnn.model as modellib
 from mrcnn.config import tiny_config
-from mrcnn.data import SKIPPED_SAMPLES, build_dataset
-from mrcnn.dataset import Dataset, DatasetError
-from mrcnn.image_io import load_rgb_image
+from mrcnn.data.dataset import Dataset, DatasetError
+from mrcnn.data.image_io import load_rgb_image
+from mrcnn.data.pipeline import SKIPPED_SAMPLES, build_dataset
 
 
 class FolderDataset(Dataset):
@@ -87,7 +87,7 @@ def test_pipeline_replaces_bad_images_warns_once_per_file_and_counts_every_skip(
     dataset, bad_names = mixed_folder
     config = tiny_config(num_classes=2)
     SKIPPED_SAMPLES.take()
-    with caplog.at_level(logging.WARNING, logger="mrcnn.data"):
+    with caplog.at_level(logging.WARNING, logger="mrcnn.data.pipeline"):
         data = build_dataset(dataset, config, shuffle=False, repeat=False, seed=0)
         first_pass = SKIPPED_SAMPLES.take()  # the eager first sample is a good image
         batches = list(data.as_numpy_iterator())

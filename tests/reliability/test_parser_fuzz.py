@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from localization.annotations import AnnotationError, load_annotations
-from mrcnn.dataset import DatasetError
-from mrcnn.datasets.coco import CocoDataset
-from mrcnn.datasets.d2s import D2SDataset
-from mrcnn.datasets.deepfashion2 import DeepFashion2Dataset
-from mrcnn.datasets.via import ViaDataset
+from mrcnn.data.dataset import DatasetError
+from mrcnn.data.datasets.coco import CocoDataset
+from mrcnn.data.datasets.d2s import D2SDataset
+from mrcnn.data.datasets.deepfashion2 import DeepFashion2Dataset
+from mrcnn.data.datasets.via import ViaDataset
 from unet.data import load_coco_persons, load_folder_pairs, load_kaggle_csv
 from unet.imaging import ImageReadError
 from unet.rle import decode_rle, parse_rle

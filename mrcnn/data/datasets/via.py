@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from mrcnn.dataset import Dataset, DatasetError
-from mrcnn.datasets.annotations import (
+from mrcnn.data.dataset import Dataset, DatasetError
+from mrcnn.data.datasets.annotations import (
     LoadIssues,
     check_box_overlaps_image,
     check_polygon,
@@ -33,7 +33,7 @@ from mrcnn.datasets.annotations import (
     polygons_to_mask,
     read_image_size,
 )
-from mrcnn.datasets.coco import read_json_file
+from mrcnn.data.datasets.coco import read_json_file
 
 logger = logging.getLogger(__name__)
 

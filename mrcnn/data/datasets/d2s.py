@@ -18,8 +18,8 @@ from pathlib import Path
 from pycocotools.coco import COCO
 
 from mrcnn.config import Config
-from mrcnn.dataset import DatasetError
-from mrcnn.datasets.coco import CocoDataset
+from mrcnn.data.datasets.coco import CocoDataset
+from mrcnn.data.errors import DatasetError
 
 D2S_NUM_CLASSES = 60
 SUBSET_FILES = {"train": "D2S_training.json", "val": "D2S_validation.json",

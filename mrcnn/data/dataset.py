@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from mrcnn.data.errors import DatasetError
+from mrcnn.data.image_io import load_rgb_image
+
+__all__ = ["Dataset", "DatasetError"]
+
 logger = logging.getLogger(__name__)
-
-
-class DatasetError(ValueError):
-    """An image or annotation of a dataset cannot be used (names the image and the problem)."""
 
 
 class Dataset:
@@ -118,8 +119,6 @@ class Dataset:
     # Loading
     def load_image(self, image_id: int) -> np.ndarray:
         """uint8[H, W, 3] RGB. Grayscale is replicated to RGB; an alpha channel is dropped."""
-        from mrcnn.image_io import load_rgb_image
-
         return load_rgb_image(self.image_info[image_id]["path"])
 
     def load_mask(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:

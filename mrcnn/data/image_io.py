@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mrcnn.dataset import DatasetError
+from mrcnn.data.errors import DatasetError
 
 # Pillow modes holding more than 8 bits per pixel in one channel.
 _WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
@@ -22,7 +22,7 @@ def load_rgb_image(path: str | os.PathLike) -> np.ndarray:
     Grayscale is replicated to 3 channels, an alpha channel is dropped (not composited),
     palette and CMYK images are converted, 16-bit images are scaled to 8 bits, and the EXIF
     orientation tag is applied. Raises FileNotFoundError for a missing file and
-    :class:`mrcnn.dataset.DatasetError` naming the file for anything that is not a readable image,
+    :class:`mrcnn.data.dataset.DatasetError` naming the file for anything that is not a readable image,
     including one larger than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``).
     """
     if path is None:

@@ -17,7 +17,7 @@ Behaviour worth knowing:
 - Malformed records (unknown image or category, bad polygon or RLE, box outside the image) are
   skipped with a warning naming the file and the record; the count is in ``load_issues``.
   Malformed files (bad JSON, missing ``images``/``categories``, bad category) raise
-  :class:`mrcnn.dataset.DatasetError`.
+  :class:`mrcnn.data.dataset.DatasetError`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import numpy as np
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
-from mrcnn.dataset import Dataset, DatasetError
-from mrcnn.datasets.annotations import (
+from mrcnn.data.dataset import Dataset, DatasetError
+from mrcnn.data.datasets.annotations import (
     LoadIssues,
     check_box_overlaps_image,
     check_coco_segmentation,

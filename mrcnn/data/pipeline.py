@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from mrcnn.anchor_targets import build_rpn_targets
-from mrcnn.augment import apply_augmentation, check_augmentation, reseed
-from mrcnn.dataset import DatasetError
+from mrcnn.data.anchor_targets import build_rpn_targets
+from mrcnn.data.augment import apply_augmentation, check_augmentation, reseed
+from mrcnn.data.errors import DatasetError
 from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.geometry.boxes import extract_bboxes
 from mrcnn.geometry.imaging import (

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from mrcnn.dataset import DatasetError
+from mrcnn.data.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-from mrcnn.dataset import Dataset
+from mrcnn.data.dataset import Dataset
 from mrcnn.geometry.boxes import non_max_suppression
 
 SHAPE_CLASSES = ("square", "circle", "triangle")  # class ids 1, 2, 3

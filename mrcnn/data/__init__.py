@@ -1,0 +1,11 @@
+"""Everything between files on disk and the model's input tensors.
+
+- ``dataset``: Matterport's ``Dataset`` API; ``errors``: ``DatasetError``.
+- ``image_io``: image files -> uint8 RGB arrays, upright.
+- ``augment``: albumentations / imgaug augmentation that keeps masks and boxes consistent.
+- ``anchor_targets``: RPN training targets per image (numpy).
+- ``pipeline``: the ``tf.data`` input pipeline (``build_dataset``) for training and evaluation.
+- ``datasets/``: loaders for public formats (COCO, MVTec D2S, DeepFashion2, VIA, shapes).
+
+May import: ``mrcnn.geometry`` and ``mrcnn.config``. Never ``modeling``, ``evaluation`` or ``engine``.
+"""

@@ -1,1 +1,0 @@
-"""Dataset subclasses for public formats (shapes, COCO, MVTec D2S, DeepFashion2, VIA)."""
