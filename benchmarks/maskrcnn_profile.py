@@ -40,10 +40,10 @@ def profile_inference(size: int, repeats: int) -> dict[str, float]:
     from maskrcnn_vs_torchvision import _our_config, _shapes_image
 
     import mrcnn.model as modellib
-    from mrcnn import box_ops
-    from mrcnn.network import META_WINDOW
-    from mrcnn.postprocess import unmold_detections
-    from mrcnn.rpn import run_rpn
+    from mrcnn.modeling import box_ops
+    from mrcnn.modeling.network import META_WINDOW
+    from mrcnn.modeling.postprocess import unmold_detections
+    from mrcnn.modeling.rpn import run_rpn
 
     config = _our_config(size, "resnet50", DETECTION_MIN_CONFIDENCE=0.0,
                          DETECTION_MAX_INSTANCES=100)

@@ -25,8 +25,8 @@ from mrcnn.config import Config
 from mrcnn.distribute import build_strategy
 from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.geometry.imaging import compose_image_meta, mold_image, resize_image
-from mrcnn.network import MaskRCNNNetwork
-from mrcnn.postprocess import unmold_detections
+from mrcnn.modeling.network import MaskRCNNNetwork
+from mrcnn.modeling.postprocess import unmold_detections
 from mrcnn.weights import LoadReport, load_weights_by_name, save_weights_h5, weight_layers
 
 logger = logging.getLogger(__name__)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn import box_ops
-from mrcnn.backbone import BatchNorm
-from mrcnn.detection import DetectionLayer
-from mrcnn.detection_targets import DetectionTargetLayer
-from mrcnn.heads import WholeInputConv2D
-from mrcnn.proposal import ProposalLayer
-from mrcnn.roi_align import PyramidROIAlign
+from mrcnn.modeling import box_ops
+from mrcnn.modeling.backbone import BatchNorm
+from mrcnn.modeling.detection import DetectionLayer
+from mrcnn.modeling.detection_targets import DetectionTargetLayer
+from mrcnn.modeling.heads import WholeInputConv2D
+from mrcnn.modeling.proposal import ProposalLayer
+from mrcnn.modeling.roi_align import PyramidROIAlign
 
 LAYERS = [
     ProposalLayer(10, 0.7, 100, [0.1, 0.1, 0.2, 0.2], name="ROI"),

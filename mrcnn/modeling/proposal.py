@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from mrcnn import box_ops
+from mrcnn.modeling import box_ops
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

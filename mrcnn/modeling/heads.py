@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from mrcnn.backbone import BatchNorm
+from mrcnn.modeling.backbone import BatchNorm
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

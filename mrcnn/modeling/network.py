@@ -12,17 +12,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import box_ops, losses
-from mrcnn.backbone import build_resnet
 from mrcnn.config import BACKBONE_STAGE_BLOCKS, LOSS_NAMES, Config
-from mrcnn.detection import DetectionLayer
-from mrcnn.detection_targets import DetectionTargetLayer
-from mrcnn.fpn import build_fpn
 from mrcnn.geometry.anchors import anchors_for_image_shape
-from mrcnn.heads import build_classifier_head, build_mask_head
-from mrcnn.proposal import ProposalLayer
-from mrcnn.roi_align import PyramidROIAlign
-from mrcnn.rpn import build_rpn_model, run_rpn
+from mrcnn.modeling import box_ops, losses
+from mrcnn.modeling.backbone import build_resnet
+from mrcnn.modeling.detection import DetectionLayer
+from mrcnn.modeling.detection_targets import DetectionTargetLayer
+from mrcnn.modeling.fpn import build_fpn
+from mrcnn.modeling.heads import build_classifier_head, build_mask_head
+from mrcnn.modeling.proposal import ProposalLayer
+from mrcnn.modeling.roi_align import PyramidROIAlign
+from mrcnn.modeling.rpn import build_rpn_model, run_rpn
 
 # Offsets into the image_meta vector (see mrcnn.geometry.imaging.compose_image_meta).
 META_WINDOW = slice(7, 11)

@@ -1,0 +1,9 @@
+"""The Mask R-CNN network, one stage per module, in the order data flows through it.
+
+``backbone`` (ResNet) -> ``fpn`` -> ``rpn`` -> ``proposal`` -> ``detection_targets`` (training)
+-> ``roi_align`` -> ``heads`` (classifier, box, mask) -> ``detection`` (inference); ``losses``
+and ``box_ops`` (box math in TensorFlow) serve them; ``network`` wires the stages into one Keras
+model from a ``Config``; ``postprocess`` maps detections back to the original image (numpy).
+
+May import: ``mrcnn.geometry`` and ``mrcnn.config``. Never ``data``, ``evaluation`` or ``engine``.
+"""
