@@ -43,7 +43,7 @@ class MeanAPCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if (epoch + 1) % self.every:
             return
-        from mrcnn.evaluator import evaluate_dataset
+        from mrcnn.evaluation.evaluate import evaluate_dataset
 
         metrics = evaluate_dataset(self.maskrcnn, self.dataset, image_ids=self.image_ids,
                                    progress=False)

@@ -186,7 +186,7 @@ def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> Non
 
 def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
     from mrcnn import model as modellib
-    from mrcnn.evaluator import evaluate_dataset, format_metrics
+    from mrcnn.evaluation.evaluate import evaluate_dataset, format_metrics
 
     dataset = _checked_classes(spec.load_dataset(args, "val"), config)
     model = modellib.MaskRCNN(mode="inference", config=config, model_dir=args.logs)

@@ -6,7 +6,7 @@ This module has no logic of its own.
 """
 
 from mrcnn.data.dataset import Dataset, DatasetError
-from mrcnn.evaluation import (
+from mrcnn.evaluation.matterport_ap import (
     compute_ap,
     compute_ap_range,
     compute_matches,

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from skimage.measure import find_contours
 
-from mrcnn.evaluation import compute_matches
+from mrcnn.evaluation.matterport_ap import compute_matches
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def display_top_masks(image: np.ndarray, mask: np.ndarray, class_ids: np.ndarray
 
 def plot_precision_recall(AP: float, precisions: np.ndarray, recalls: np.ndarray,
                           ax: Axes | None = None, save_path: SavePath = None) -> Figure:
-    """The precision-recall curve of :func:`mrcnn.evaluation.compute_ap`, AP in the title."""
+    """The precision-recall curve of :func:`mrcnn.evaluation.matterport_ap.compute_ap`, AP in the title."""
     fig, ax = _single(ax, (6, 6))
     ax.set_title(f"Precision-Recall Curve. AP@50 = {AP:.3f}")
     ax.set_ylim(0, 1.1)

@@ -12,7 +12,9 @@ from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mrcnn.coco_eval import (
+from mrcnn.data.dataset import Dataset
+from mrcnn.data.datasets.coco import CocoDataset
+from mrcnn.evaluation.coco import (
     STAT_NAMES,
     build_coco_results,
     detections_to_coco_results,
@@ -21,8 +23,6 @@ from mrcnn.coco_eval import (
     evaluate_detections,
     save_coco_results,
 )
-from mrcnn.data.dataset import Dataset
-from mrcnn.data.datasets.coco import CocoDataset
 
 H, W = 64, 80
 

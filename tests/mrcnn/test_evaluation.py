@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mrcnn.evaluation import (
+from mrcnn.evaluation.matterport_ap import (
     compute_ap,
     compute_ap_range,
     compute_matches,

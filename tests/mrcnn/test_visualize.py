@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from mrcnn import visualize
-from mrcnn.evaluation import compute_ap
+from mrcnn.evaluation.matterport_ap import compute_ap
 from mrcnn.geometry.boxes import extract_bboxes
 
 CLASS_NAMES = ["BG", "square", "circle"]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mrcnn.evaluation import compute_ap, compute_ap_range
+from mrcnn.evaluation.matterport_ap import compute_ap, compute_ap_range
 from mrcnn.geometry.boxes import extract_bboxes
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,11 @@ def evaluate_dataset(
     "images": N}``. Images without GT instances count in the COCO numbers (their detections
     are false positives) and are left out of the per-image means, as in Matterport.
     """
-    from mrcnn.coco_eval import detections_to_coco_results, evaluate_detections, save_coco_results
+    from mrcnn.evaluation.coco import (
+        detections_to_coco_results,
+        evaluate_detections,
+        save_coco_results,
+    )
 
     image_ids = list(dataset.image_ids if image_ids is None else image_ids)
     if limit:

@@ -3,7 +3,7 @@
 Inputs are the ground truth of one image (boxes [N, (y1, x1, y2, x2)] pixels, class ids [N],
 masks bool[H, W, N]) and the detections of that image (boxes, class ids, scores [M], masks
 [H, W, M]). A "mAP" over a dataset is the mean of these per-image APs, as in Matterport's
-samples; the COCO dataset-level metrics live in :mod:`mrcnn.coco_eval`.
+samples; the COCO dataset-level metrics live in :mod:`mrcnn.evaluation.coco`.
 """
 
 from __future__ import annotations
