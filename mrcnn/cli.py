@@ -134,7 +134,7 @@ def make_config(spec: SampleSpec, args: argparse.Namespace) -> Config:
 
 def load_weights(model, weights: str, config: Config) -> None:
     """Apply ``--weights``: none, last, coco, imagenet or a path."""
-    from mrcnn.weights import WeightsFileError
+    from mrcnn.engine.weights import WeightsFileError
 
     choice = weights.lower()
     if choice == "none":
@@ -144,7 +144,7 @@ def load_weights(model, weights: str, config: Config) -> None:
             path = model.find_last()
             model.load_weights(path)
         elif choice in ("coco", "imagenet"):
-            from mrcnn.pretrained import load_pretrained
+            from mrcnn.engine.pretrained import load_pretrained
 
             load_pretrained(model, choice)
         else:
@@ -174,7 +174,7 @@ def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> Non
         stages = ((args.layers or stages[-1][0], args.epochs or stages[-1][1], 1.0),)
     callbacks = []
     if args.map_every:
-        from mrcnn.callbacks import MeanAPCallback
+        from mrcnn.engine.callbacks import MeanAPCallback
 
         callbacks.append(MeanAPCallback(model, val_set, every=args.map_every,
                                         limit=args.map_images))

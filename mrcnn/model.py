@@ -20,14 +20,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import training
 from mrcnn.config import Config
-from mrcnn.distribute import build_strategy
+from mrcnn.engine import training
+from mrcnn.engine.distribute import build_strategy
+from mrcnn.engine.weights import LoadReport, load_weights_by_name, save_weights_h5, weight_layers
 from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.geometry.imaging import compose_image_meta, mold_image, resize_image
 from mrcnn.modeling.network import MaskRCNNNetwork
 from mrcnn.modeling.postprocess import unmold_detections
-from mrcnn.weights import LoadReport, load_weights_by_name, save_weights_h5, weight_layers
 
 logger = logging.getLogger(__name__)
 

@@ -81,7 +81,7 @@ class SkippedSamples:
 
     The pipeline records every skip (a warning names each file the first time it fails);
     :meth:`take` returns the counts by reason since the previous call, which is what
-    :class:`mrcnn.training.SkippedSamplesReport` logs at the end of each epoch.
+    :class:`mrcnn.engine.training.SkippedSamplesReport` logs at the end of each epoch.
     """
 
     def __init__(self) -> None:

@@ -7,9 +7,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import mrcnn.model as modellib
-from mrcnn.callbacks import MeanAPCallback
 from mrcnn.config import tiny_config
 from mrcnn.data.datasets.shapes import ShapesDataset
+from mrcnn.engine.callbacks import MeanAPCallback
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mrcnn import download
-from mrcnn.download import DownloadError, download_file, download_trained_weights, get_weights_path
+from mrcnn.engine import download
+from mrcnn.engine.download import (
+    DownloadError,
+    download_file,
+    download_trained_weights,
+    get_weights_path,
+)
 
 PAYLOAD = os.urandom(300_000)
 PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()

@@ -6,7 +6,7 @@ import pytest
 
 import mrcnn.model as modellib
 from mrcnn.config import tiny_config
-from mrcnn.pretrained import HEAD_LAYERS, load_pretrained, matterport_resnet_name
+from mrcnn.engine.pretrained import HEAD_LAYERS, load_pretrained, matterport_resnet_name
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mrcnn.weights import WeightsFileError, load_weights_by_name, read_h5_weights
+from mrcnn.engine.weights import WeightsFileError, load_weights_by_name, read_h5_weights
 
 HEADS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 RPN_LAYERS = {"rpn_conv_shared", "rpn_class_raw", "rpn_bbox_pred"}

@@ -13,14 +13,14 @@ import keras
 import numpy as np
 import pytest
 
-from mrcnn.training import (
+from mrcnn.engine.training import (
     checkpoint_path,
     find_last,
     optimizer_state_path,
     restore_optimizer_state,
     save_optimizer_state,
 )
-from mrcnn.weights import read_h5_weights, save_weights_h5
+from mrcnn.engine.weights import read_h5_weights, save_weights_h5
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def test_find_last_passes_over_a_truncated_checkpoint_with_a_warning(tmp_path, c
     run = _run_dir(tmp_path)
     newest = checkpoint_path(run, "tiny", 3)
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
-    with caplog.at_level(logging.WARNING, logger="mrcnn.training"):
+    with caplog.at_level(logging.WARNING, logger="mrcnn.engine.training"):
         assert find_last(tmp_path / "logs", "tiny") == checkpoint_path(run, "tiny", 2)
     assert any(newest.name in r.getMessage() for r in caplog.records)
 
@@ -107,7 +107,7 @@ def test_optimizer_state_round_trips_without_the_learning_rate(tmp_path, caplog)
     other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(5, name="fc")], name="net")
     other.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
     other.optimizer.build(other.trainable_variables)
-    with caplog.at_level(logging.WARNING, logger="mrcnn.training"):
+    with caplog.at_level(logging.WARNING, logger="mrcnn.engine.training"):
         assert not restore_optimizer_state(other.optimizer, path)
     assert "other trainable layers" in caplog.text
 

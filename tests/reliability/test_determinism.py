@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mrcnn.training import find_last
-from mrcnn.weights import read_h5_weights
+from mrcnn.engine.training import find_last
+from mrcnn.engine.weights import read_h5_weights
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ import pytest
 
 import mrcnn.model as modellib
 from mrcnn.config import tiny_config
-from mrcnn.download import DownloadError, download_file
-from mrcnn.weights import WeightsFileError, read_h5_weights
+from mrcnn.engine.download import DownloadError, download_file
+from mrcnn.engine.weights import WeightsFileError, read_h5_weights
 
 
 @pytest.fixture(scope="module")

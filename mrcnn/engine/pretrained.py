@@ -1,10 +1,10 @@
 """Start training from published weights: Matterport's COCO model or ImageNet ResNets.
 
-    from mrcnn.pretrained import load_pretrained
+    from mrcnn.engine.pretrained import load_pretrained
     load_pretrained(model, "coco")       # heads excluded when NUM_CLASSES != 81
     load_pretrained(model, "imagenet")   # backbone only, ResNet-50 or ResNet-101 per config
 
-Files are fetched (or found offline) by :func:`mrcnn.download.get_weights_path`.
+Files are fetched (or found offline) by :func:`mrcnn.engine.download.get_weights_path`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import re
 
-from mrcnn.download import get_weights_path
-from mrcnn.weights import LoadReport, assign_weights, read_h5_weights, weight_layers
+from mrcnn.engine.download import get_weights_path
+from mrcnn.engine.weights import LoadReport, assign_weights, read_h5_weights, weight_layers
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Training callbacks: mAP on held-out images, logged to TensorBoard while a run trains.
 
-    from mrcnn.callbacks import MeanAPCallback
+    from mrcnn.engine.callbacks import MeanAPCallback
     model.train(train_set, val_set, learning_rate=..., epochs=20, layers="heads",
                 custom_callbacks=[MeanAPCallback(model, val_set, every=2, limit=50)])
 """

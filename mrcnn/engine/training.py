@@ -13,7 +13,7 @@ import h5py
 import keras
 import numpy as np
 
-from mrcnn.weights import save_weights_h5, weight_layers
+from mrcnn.engine.weights import save_weights_h5, weight_layers
 
 logger = logging.getLogger(__name__)
 
