@@ -1,7 +1,7 @@
 PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install install-test demo test test-slow lint
+.PHONY: install install-test demo test test-slow lint mutants
 
 install:
 	$(PIP) install -e ".[cpu]"
@@ -24,3 +24,8 @@ test-slow: install-test
 
 lint:
 	$(PYTHON) -m ruff check mrcnn unet localization samples tests benchmarks
+
+# Apply each curated mutant (tests/mutation/*.toml) to a temporary copy and run the tests that
+# must kill it; reports killed / survived. Not part of CI (tens of minutes).
+mutants: install-test
+	$(PYTHON) tests/mutation/run_mutants.py --out logs/mutants.json

@@ -65,11 +65,16 @@ def test_palette_png_is_converted(tmp_path):
 
 def test_exif_orientation_is_applied(tmp_path):
     """A phone photo stored sideways with Orientation=6 must come back upright (rotated)."""
-    pixels = np.zeros((4, 10, 3), np.uint8)
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:10, :10] = (255, 0, 0)  # a red block in the stored image's top-left corner
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    Image.fromarray(pixels).save(tmp_path / "r.jpg", exif=exif)
-    _check_rgb(load_rgb_image(tmp_path / "r.jpg"), (10, 4, 3))
+    Image.fromarray(pixels).save(tmp_path / "r.jpg", exif=exif, quality=95)
+    image = load_rgb_image(tmp_path / "r.jpg")
+    _check_rgb(image, (40, 20, 3))
+    # Turned clockwise, the stored top-left corner is shown at the top right (a plain
+    # transpose, a mirror image, would leave it at the top left).
+    assert image[2:8, 12:18, 0].min() > 200 and image[2:8, 2:8, 0].max() < 50
 
 
 def test_missing_file_raises_file_not_found_naming_it(tmp_path):
