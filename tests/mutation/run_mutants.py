@@ -1,4 +1,4 @@
-"""Apply each curated mutant to a temporary copy of the repository and run the tests it names.
+"""Apply each curated mutant (Python 3.11+: tomllib) to a temporary copy of the repository and run the tests it names.
 
     python tests/mutation/run_mutants.py                 # every mutant in tests/mutation/*.toml
     python tests/mutation/run_mutants.py --only ID ...   # some of them
@@ -19,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 MUTANT_FILES = Path(__file__).resolve().parent
