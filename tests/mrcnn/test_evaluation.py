@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from mrcnn.data.datasets.shapes import ShapesDataset
+from mrcnn.evaluation.evaluate import evaluate_dataset, ground_truth
 from mrcnn.evaluation.matterport_ap import (
     compute_ap,
     compute_ap_range,
@@ -100,3 +102,52 @@ def test_compute_recall_counts_distinct_gt_boxes():
     recall, positive_ids = compute_recall(preds, GT_BOXES, 0.5)
     assert recall == pytest.approx(1 / 3)
     np.testing.assert_array_equal(positive_ids, [0, 1])
+
+
+class _ReplayDetector:
+    """Answers detect() with given per-image results, as a trained model would (no network)."""
+
+    def __init__(self, dataset, make_result):
+        self.results = {dataset.load_image(i).tobytes(): make_result(i)
+                        for i in dataset.image_ids}
+
+    def detect(self, images, verbose=0):
+        return [self.results[image.tobytes()] for image in images]
+
+
+def _gt_result(dataset, image_id, drop_every_other=False, shift=0):
+    gt = ground_truth(dataset, image_id)
+    keep = np.arange(len(gt["class_ids"]))
+    if drop_every_other:
+        keep = keep[::2]
+    masks = np.roll(gt["masks"][..., keep], shift, axis=1)
+    return {"rois": extract_bboxes(masks), "class_ids": gt["class_ids"][keep],
+            "scores": np.linspace(0.99, 0.9, len(keep)).astype(np.float32), "masks": masks}
+
+
+@pytest.fixture(scope="module")
+def shapes_val():
+    dataset = ShapesDataset()
+    dataset.load_shapes(6, 64, 64, seed=5)
+    dataset.prepare()
+    return dataset
+
+
+def test_evaluate_dataset_scores_perfect_partial_and_misplaced_detections(shapes_val):
+    """The numbers users compare runs by must follow the detections: 1.0 when every object is
+    found exactly, lower when objects are missed, 0 when every box is in the wrong place."""
+    perfect = evaluate_dataset(_ReplayDetector(shapes_val, lambda i: _gt_result(shapes_val, i)),
+                               shapes_val, progress=False)
+    assert perfect["mAP50"] == pytest.approx(1.0) and perfect["mAP"] == pytest.approx(1.0)
+    assert perfect["segm"]["AP"] == pytest.approx(1.0) and perfect["images"] == 6
+
+    partial = evaluate_dataset(_ReplayDetector(
+        shapes_val, lambda i: _gt_result(shapes_val, i, drop_every_other=True)), shapes_val,
+        progress=False)
+    many = [i for i in shapes_val.image_ids if len(shapes_val.load_mask(i)[1]) > 1]
+    assert many, "the generated images must include some with several objects"
+    assert 0.2 < partial["mAP50"] < 0.99
+
+    misplaced = evaluate_dataset(_ReplayDetector(
+        shapes_val, lambda i: _gt_result(shapes_val, i, shift=32)), shapes_val, progress=False)
+    assert misplaced["mAP50"] < 0.5 * partial["mAP50"]

@@ -124,12 +124,24 @@ def test_coco_and_d2s_loaders_accept_or_raise_dataset_error(data):
 @FUZZ
 @given(st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
 def test_coco_loader_on_files_that_are_not_json_raises_dataset_error(content):
+    """A corrupt annotation file must stop the run with its name, never load as 0 images."""
+    try:
+        json.loads(content.decode("utf-8"))
+        is_json = True
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        is_json = False
     with fresh_dir() as folder:
         (Path(folder) / "instances.json").write_bytes(content)
+        dataset = CocoDataset()
+        if not is_json:
+            with pytest.raises(DatasetError, match=r"instances\.json is not valid JSON"):
+                dataset.load_coco_annotations(Path(folder) / "instances.json", folder)
+            return
         try:
-            CocoDataset().load_coco_annotations(Path(folder) / "instances.json", folder)
+            dataset.load_coco_annotations(Path(folder) / "instances.json", folder)
         except DatasetError:
-            pass
+            return
+        check_mrcnn_records(dataset)
 
 
 VALID_VIA = {
