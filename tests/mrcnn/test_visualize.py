@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -95,3 +96,25 @@ def test_other_plots_write_pngs(scene, tmp_path):
     for name, fig in outputs.items():
         assert isinstance(fig, Figure), name
         _assert_png(tmp_path / f"{name}.png")
+
+
+def test_display_instances_paints_each_mask_in_its_color_where_the_instance_is(scene):
+    """Users read detections off this picture: each mask must be tinted in its own color at
+    its own place, and the background left as it was."""
+    image, boxes, masks, class_ids = scene
+    fig = visualize.display_instances(image, boxes, masks, class_ids, CLASS_NAMES,
+                                      figsize=(4, 3), colors=[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)],
+                                      show_bbox=False)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    ax = fig.axes[0]
+
+    def rendered(y, x):  # the rendered color at image pixel (y, x)
+        px, py = ax.transData.transform((x, y))
+        return pixels[pixels.shape[0] - 1 - int(round(py)), int(round(px))]
+
+    red, blue, background = rendered(12, 15), rendered(35, 45), rendered(40, 10)
+    assert red[0] > red[2] + 60 and red[0] > 100, red
+    assert blue[2] > blue[0] + 60 and blue[2] > 100, blue
+    assert np.abs(background - 40).max() <= 3, background
