@@ -139,3 +139,16 @@ def test_matterport_paths_import_without_warnings():
          "import mrcnn.model as modellib\nmodellib.MaskRCNN; utils.Dataset; visualize.display_instances"],
         capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("package", ["mrcnn", "unet", "localization"])
+def test_the_three_model_packages_never_import_each_other(package):
+    """Each installs and runs alone: a U-Net user never pays for Mask R-CNN's imports."""
+    others = {"mrcnn", "unet", "localization"} - {package}
+    wrong = []
+    for path in sorted((MRCNN.parent / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            wrong += [f"{path.name}: {n}" for n in names if n.split(".")[0] in others]
+    assert not wrong, wrong
