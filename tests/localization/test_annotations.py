@@ -153,3 +153,35 @@ def test_every_row_is_either_a_valid_sample_or_a_reported_problem(image_dir, row
 def test_filename_list_skips_its_header(image_dir):
     path = write_csv(image_dir, [["filename"], ["a.jpg"], ["c.png"]], name="test.csv")
     assert load_filename_list(path) == ["a.jpg", "c.png"]
+
+
+def test_roboflow_tensorflow_csv_with_bom_crlf_and_size_columns(image_dir):
+    """Face-mask exports (Roboflow "TensorFlow CSV") carry width/height columns, a UTF-8 BOM
+    and CRLF line ends; if this fails, such a file is read by position and every box is wrong."""
+    path = image_dir / "roboflow.csv"
+    path.write_bytes("\ufefffilename,width,height,class,xmin,ymin,xmax,ymax\r\n"
+                     "a.jpg,80,40,with_mask,8,4,40,20\r\n"
+                     "b.jpg,80,40,without_mask,40,20,80,40\r\n".encode("utf-8"))
+    table = load_annotations(path, on_bad_row="error")
+    assert table.coordinates == "pixel"
+    assert table.class_names == ["with_mask", "without_mask"]
+    np.testing.assert_allclose([s.box for s in table.samples],
+                               [[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+    assert [s.class_index for s in table.samples] == [0, 1]
+
+
+def test_negative_coordinates_are_reported_outside_the_image(image_dir):
+    """If this fails, a box starting left of the image is silently clipped instead of reported."""
+    path = write_csv(image_dir, [["a.jpg", -5, 2, 30, 20, "mask"], ["b.jpg", 1, 1, 9, 9, "mask"]],
+                     name="negative.csv")
+    table = load_annotations(path, coordinates="pixel")
+    assert [s.filename for s in table.samples] == ["b.jpg"]
+    assert [(p.line, "outside" in p.reason) for p in table.problems] == [(1, True)]
+
+
+def test_largest_policy_keeps_the_first_of_equally_large_boxes(image_dir):
+    """If this fails, which face of a tie is trained on depends on row order in surprising ways."""
+    path = write_csv(image_dir, [["a.jpg", 0, 0, 10, 10, "mask"],
+                                 ["a.jpg", 50, 20, 60, 30, "no-mask"]], name="tie.csv")
+    table = load_annotations(path, multi_box_policy="largest")
+    assert [(s.line, s.class_index) for s in table.samples] == [(1, 0)]

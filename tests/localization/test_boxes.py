@@ -52,3 +52,11 @@ def test_pixel_round_trip_keeps_boxes(a, width, height):
     pixels = denormalize_boxes(a, width, height)
     assert pixels[2] <= width + 1e-3 and pixels[3] <= height + 1e-3
     np.testing.assert_allclose(normalize_boxes(pixels, width, height), a, atol=1e-6)
+
+
+def test_pixel_and_normalized_frames_use_width_for_x_and_height_for_y():
+    """If this fails, boxes on non-square images come out stretched (x scaled by the height)."""
+    pixels = np.array([[8.0, 4.0, 40.0, 20.0], [0.0, 0.0, 80.0, 40.0]])
+    expected = np.array([[0.1, 0.1, 0.5, 0.5], [0.0, 0.0, 1.0, 1.0]])
+    np.testing.assert_allclose(normalize_boxes(pixels, width=80, height=40), expected)
+    np.testing.assert_allclose(denormalize_boxes(expected, width=80, height=40), pixels)

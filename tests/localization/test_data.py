@@ -98,3 +98,17 @@ def test_grayscale_and_rgba_images_load_as_rgb(tmp_path):
     Image.new("RGBA", (5, 3), (1, 2, 3, 4)).save(tmp_path / "a.png")
     assert load_image_rgb(tmp_path / "g.png").shape == (3, 5, 3)
     assert load_image_rgb(tmp_path / "a.png")[0, 0].tolist() == [1, 2, 3]
+
+
+def test_pipeline_moves_each_box_with_its_augmented_image():
+    """If this fails, training images are flipped but their boxes are not (targets point at the
+    wrong side of the image)."""
+    images = np.zeros((4, 20, 40, 3), dtype=np.uint8)
+    images[:, :, :10] = 255  # a bright stripe on the left, mirrored to the right by the flip
+    boxes = np.tile([0.1, 0.2, 0.3, 0.6], (4, 1)).astype(np.float32)
+    augmenter = BoxAugmenter(seed=0, flip=1.0, affine=0.0)
+    image_batch, targets = next(iter(build_dataset(images, boxes, np.arange(4), batch_size=4,
+                                                   augment=augmenter)))
+    np.testing.assert_allclose(targets["box"], np.tile([0.7, 0.2, 0.9, 0.6], (4, 1)), atol=1e-5)
+    assert image_batch.numpy()[:, :, 30:].mean() > image_batch.numpy()[:, :, :10].mean()
+    assert targets["class"].numpy().tolist() == [0, 1, 2, 3]

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from localization import TINY_PRESET, build_localizer, compile_localizer
 from localization.losses import BoxLoss, WeightedClassCrossEntropy, build_localization_losses
 
 TRUE = np.array([[0.1, 0.1, 0.5, 0.5], [0.2, 0.3, 0.6, 0.9]], dtype="float32")
@@ -63,3 +64,25 @@ def test_bad_loss_settings_are_rejected(kwargs):
 def test_wrong_number_of_class_weights_is_reported():
     with pytest.raises(ValueError, match="3 class weights"):
         WeightedClassCrossEntropy((1.0, 1.0, 1.0))(np.array([0]), np.zeros((1, 2), "float32"))
+
+
+def test_compiled_model_trains_on_alpha_box_plus_one_minus_alpha_class_loss():
+    """If this fails, ALPHA does not balance box against class as documented (or a term is lost):
+    the logged ``loss`` is not ``alpha * box_loss + (1 - alpha) * class_loss`` of the outputs."""
+    alpha, weights = 0.25, np.array([0.35, 0.65])
+    model = compile_localizer(build_localizer(**TINY_PRESET), alpha=alpha, class_weights=weights,
+                              jit_compile=False)
+    images = np.random.default_rng(0).uniform(0, 255, size=(8, 32, 32, 3)).astype("float32")
+    boxes = np.tile([[0.2, 0.3, 0.6, 0.8]], (8, 1)).astype("float32")
+    labels = np.array([0, 1, 1, 1, 0, 1, 1, 1])
+    logged = model.evaluate(images, {"box": boxes, "class": labels}, batch_size=8, verbose=0,
+                            return_dict=True)
+    outputs = model.predict(images, verbose=0)
+    box_loss = np.mean((outputs["box"] - boxes) ** 2)
+    logits = outputs["class"].astype(np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    ce = -log_probs[np.arange(8), labels]
+    class_loss = (weights[labels] * ce).sum() / weights[labels].sum()
+    assert logged["box_loss"] == pytest.approx(box_loss, rel=1e-4)
+    assert logged["class_loss"] == pytest.approx(class_loss, rel=1e-4)
+    assert logged["loss"] == pytest.approx(alpha * box_loss + (1 - alpha) * class_loss, rel=1e-4)

@@ -41,3 +41,16 @@ def test_keras_mean_iou_metric_accumulates_over_batches():
     metric.update_state(np.array([[0.1, 0.1, 0.5, 0.5]]), np.array([[0.1, 0.1, 0.5, 0.5]]))
     metric.update_state(np.array([[0.1, 0.1, 0.5, 0.5]]), np.array([[0.3, 0.3, 0.7, 0.7]]))
     assert float(metric.result()) == pytest.approx((1 + 0.142857) / 2, abs=1e-5)
+
+
+def test_joint_accuracy_uses_the_requested_iou_threshold():
+    """If this fails, a user asking for accuracy@IoU>=0.75 silently gets the 0.5 number."""
+    true_boxes = np.array([[0.0, 0.0, 1.0, 1.0]] * 3)
+    pred_boxes = np.array([[0.0, 0.0, 1.0, 1.0],    # IoU 1.0
+                           [0.0, 0.0, 1.0, 0.8],    # IoU 0.8
+                           [0.0, 0.0, 1.0, 0.6]])   # IoU 0.6: a hit at 0.5, a miss at 0.75
+    metrics = compute_localization_metrics(true_boxes, [0, 1, 1], pred_boxes, [0, 1, 1],
+                                           ["mask", "no-mask"], iou_threshold=0.75)
+    assert "accuracy_at_iou50" not in metrics
+    assert metrics["accuracy_at_iou75"] == pytest.approx(2 / 3)
+    assert metrics["per_class"]["no-mask"]["accuracy_at_iou75"] == pytest.approx(0.5)
