@@ -100,8 +100,14 @@ def _augment_imgaug(augmenter: Any, image: np.ndarray, masks: np.ndarray):
     if masks.shape[-1] == 0:
         return image_out, np.zeros(image_out.shape[:2] + (0,), dtype=bool)
     hooks = imgaug.HooksImages(activator=_imgaug_mask_activator)
-    masks_out = deterministic.augment_image(masks.astype(np.uint8), hooks=hooks)
-    return image_out, np.asarray(masks_out).astype(bool)
+    masks_out = np.asarray(deterministic.augment_image(masks.astype(np.uint8), hooks=hooks))
+    if masks_out.shape[:2] != np.asarray(image_out).shape[:2]:
+        raise ValueError(
+            f"imgaug augmentation {type(augmenter).__name__} made the image "
+            f"{np.asarray(image_out).shape[:2]} but the masks {masks_out.shape[:2]}: only "
+            f"{sorted(IMGAUG_MASK_AUGMENTERS)} reach the masks, so size-changing augmenters must "
+            "be among them (or use albumentations)")
+    return image_out, masks_out.astype(bool)
 
 
 def _imgaug_mask_activator(images, augmenter, parents, default) -> bool:

@@ -95,6 +95,10 @@ class Multiply(_FakeAugmenter):
     pass
 
 
+class Resize(_FakeAugmenter):
+    pass
+
+
 @pytest.fixture
 def fake_imgaug(monkeypatch):
     """imgaug 0.4 does not import on NumPy 2, so stand in its HooksImages class."""
@@ -116,3 +120,11 @@ def test_imgaug_colour_augmenter_does_not_touch_masks(fake_imgaug):
     out_image, out_masks, _ = apply_augmentation(Multiply(lambda a: a * 0), image, masks, ids)
     assert not out_image.any()
     np.testing.assert_array_equal(out_masks, masks)
+
+
+def test_imgaug_resize_that_skips_the_masks_is_refused_by_name(fake_imgaug):
+    """imgaug's Resize is not mask-safe: the masks would stay at the old size and train
+    against the wrong pixels. Matterport asserted the shapes; we say which augmenter did it."""
+    image, masks, ids = _scene()
+    with pytest.raises(ValueError, match="Resize made the image"):
+        apply_augmentation(Resize(lambda a: a[::2, ::2]), image, masks, ids)
