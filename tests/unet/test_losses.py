@@ -82,15 +82,46 @@ def test_edge_weighting_raises_the_cost_of_boundary_errors():
     assert value(EdgeWeightedCombinedLoss(), truth, truth) < 1e-3
 
 
-def test_perfect_prediction_has_near_zero_loss_and_finite_gradient():
+# Every named loss with its default arguments on (Y, P), by hand: BCE = -(ln 0.9 + ln 0.4 +
+# ln 0.8 + ln(1 - 1e-7)) / 4 = 0.311199; soft Dice with smooth 1 = (2 * 1.3 + 1) / (2 + 1.5 + 1)
+# = 0.8; Tversky with smooth 1 = 2.3 / (1.3 + 0.7 * 0.7 + 0.3 * 0.2 + 1) = 0.807018, and
+# (1 - 0.807018) ** 0.75 = 0.291164. On a 2x2 target every pixel lies in the 3x3 boundary band,
+# so "edge" weighs all pixels alike and equals "bce_dice".
+DEFAULT_GOLDEN = {
+    "bce": 0.311199,
+    "dice": 0.2,
+    "bce_dice": 0.311199 + 0.2,
+    "weighted": 0.5 * 0.311199 + 0.5 * 0.2,
+    "edge": 0.311199 + 0.2,
+    "focal_tversky": 0.291164,
+}
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_named_losses_match_hand_computed_values(name):
+    """What ``--loss NAME`` optimizes, on a 4-pixel example worked out by hand."""
+    assert value(get_loss(name)) == pytest.approx(DEFAULT_GOLDEN[name], abs=1e-5)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_perfect_prediction_has_near_zero_loss_and_finite_gradient(name):
+    """A perfect mask costs ~0, a partly wrong one more, the inverted one most; no NaN gradient.
+
+    If this fails, training would not drive the loss towards the target (an offset or a sign
+    error), or it would stall on NaNs once the model gets the mask right.
+    """
     import tensorflow as tf
 
-    for name in LOSS_NAMES:
-        prediction = tf.Variable(Y * 0.999 + 0.0005)
-        with tf.GradientTape() as tape:
-            loss = get_loss(name)(Y, prediction)
-        gradient = tape.gradient(loss, prediction)
-        assert np.isfinite(gradient.numpy()).all(), name
+    perfect = Y * 0.999 + 0.0005
+    prediction = tf.Variable(perfect)
+    with tf.GradientTape() as tape:
+        loss = get_loss(name)(Y, prediction)
+    gradient = tape.gradient(loss, prediction)
+    assert np.isfinite(gradient.numpy()).all()
+    assert float(loss) < 0.01
+    inverted = 1.0 - perfect
+    assert value(get_loss(name), Y, perfect) < value(get_loss(name), Y, P) < value(
+        get_loss(name), Y, inverted)
 
 
 def test_mismatched_target_shape_is_explained():

@@ -84,6 +84,17 @@ def test_output_covers_input_with_probabilities(trained, people):
         assert output.dtype == np.float32
 
 
+def test_prediction_depends_on_the_image(trained, people):
+    """Two different photos get different masks (a frozen or constant head would not)."""
+    _, model, _, _ = trained
+    outputs = model(people[0][:2], training=False)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    for output in outputs:
+        first, second = keras.ops.convert_to_numpy(output)
+        assert np.abs(first - second).mean() > 1e-4
+        assert first.std() > 1e-4  # and the mask varies within one image
+
+
 @pytest.mark.parametrize("side", [22, 30])
 def test_size_not_divisible_is_rejected_with_a_hint(side):
     """Building for a size the pooling cannot halve cleanly names the size and a valid one."""
