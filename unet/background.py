@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from unet.imaging import ImageReadError, open_oriented, to_channels
+from unet.imaging import to_channels
 from unet.inference import predict_probability
 from unet.postprocess import compose_cutout, compute_alpha
 
@@ -35,14 +35,12 @@ class CutoutOptions:
 
 
 def decode_upload(data: bytes, name: str = "upload") -> Image.Image:
-    """Decodes uploaded bytes after size checks; raises ImageReadError naming ``name``."""
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageReadError(f"{name}: {len(data)} bytes exceeds the "
-                             f"{MAX_UPLOAD_BYTES // 2**20} MB upload limit")
-    image = open_oriented(io.BytesIO(data), name)
-    if image.width * image.height > MAX_PIXELS:
-        raise ImageReadError(f"{name}: {image.width}x{image.height} exceeds {MAX_PIXELS} pixels")
-    return image
+    """Uploaded bytes as a displayed-orientation image, decoded only after the byte count and
+    the header's pixel count passed (:func:`unet.uploads.load_upload`); ImageReadError names
+    ``name``."""
+    from unet.uploads import load_upload  # uploads reads this module's limits
+
+    return load_upload(data, name)[1]
 
 
 def cut_out(
