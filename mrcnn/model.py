@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from mrcnn.config import Config
 from mrcnn.engine import training
-from mrcnn.engine.distribute import build_strategy
+from mrcnn.engine.distribute import build_strategy, input_config
 from mrcnn.engine.weights import LoadReport, load_weights_by_name, save_weights_h5, weight_layers
 from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.geometry.imaging import compose_image_meta, mold_image, resize_image
@@ -144,15 +144,19 @@ class MaskRCNN:
             logger.warning("epochs=%d: the model is already at epoch %d; nothing to do",
                            epochs, self.epoch)
         self.set_trainable(layers)
-        train_data = _as_tf_dataset(train_dataset, build_dataset, self.config, shuffle=True,
+        data_config = input_config(self.config, self.strategy)
+        train_data = _as_tf_dataset(train_dataset, build_dataset, data_config, shuffle=True,
                                     augmentation=augmentation,
                                     no_augmentation_sources=no_augmentation_sources)
         val_data = None
         if val_dataset is not None:
-            val_data = _as_tf_dataset(val_dataset, build_dataset, self.config, shuffle=True)
+            val_data = _as_tf_dataset(val_dataset, build_dataset, data_config, shuffle=True)
 
         if self.config.DISTRIBUTION_STRATEGY is not None:
-            train_data, val_data = (_for_replicas(d) if d is not None else None
+            # Collective ops (multi_worker) reduce no 8-bit type.
+            mask_dtype = tf.int32 if self.config.DISTRIBUTION_STRATEGY == "multi_worker" \
+                else tf.uint8
+            train_data, val_data = (_for_replicas(d, mask_dtype) if d is not None else None
                                     for d in (train_data, val_data))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         callbacks = [
@@ -295,7 +299,7 @@ def _as_tf_dataset(data: Any, build_dataset, config: Config, **kwargs) -> tf.dat
     return build_dataset(data, config, **kwargs)
 
 
-def _for_replicas(data: tf.data.Dataset) -> tf.data.Dataset:
-    """Masks as uint8: Keras averages a first batch over replicas, which bool cannot do."""
+def _for_replicas(data: tf.data.Dataset, mask_dtype: tf.DType = tf.uint8) -> tf.data.Dataset:
+    """Masks as numbers: Keras averages a first batch over replicas, which bool cannot do."""
     return data.map(lambda batch: {**batch,
-                                   "input_gt_masks": tf.cast(batch["input_gt_masks"], tf.uint8)})
+                                   "input_gt_masks": tf.cast(batch["input_gt_masks"], mask_dtype)})

@@ -3,11 +3,13 @@
 ``DISTRIBUTION_STRATEGY = "mirrored"`` replicates the model on ``GPU_COUNT`` local GPUs (on a
 machine without GPUs, on ``GPU_COUNT`` logical CPU devices, which is how it is tested);
 ``"multi_worker"`` spans machines described by the ``TF_CONFIG`` environment variable. Each
-replica takes ``IMAGES_PER_GPU`` images, so one step consumes ``BATCH_SIZE`` images.
+replica takes ``IMAGES_PER_GPU`` images, so one step consumes ``BATCH_SIZE`` images (under
+"multi_worker", ``IMAGES_PER_GPU`` times the replicas of the whole cluster: see input_config).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import tensorflow as tf
@@ -23,7 +25,7 @@ def build_strategy(config: Config) -> tf.distribute.Strategy:
     if kind is None:
         return tf.distribute.get_strategy()
     if kind == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _KerasMultiWorkerStrategy()
     if kind != "mirrored":
         raise ConfigError(f"DISTRIBUTION_STRATEGY={kind!r}; expected None, 'mirrored' or "
                           "'multi_worker'")
@@ -41,3 +43,36 @@ def _local_devices(count: int) -> list[str]:
         raise ConfigError(f"GPU_COUNT={count} but this machine has {len(devices)} {kind}; set "
                           f"GPU_COUNT to at most {len(devices)}")
     return [device.name for device in devices[:count]]
+
+
+def input_config(config: Config, strategy: tf.distribute.Strategy) -> Config:
+    """The config whose BATCH_SIZE the training input is batched by: one global batch.
+
+    tf.distribute splits each batch of a worker's dataset over the replicas of all workers
+    (each worker builds the same batches and keeps its share). Under "multi_worker" the batch
+    is therefore IMAGES_PER_GPU times ``num_replicas_in_sync``; BATCH_SIZE (IMAGES_PER_GPU x
+    GPU_COUNT) would leave replicas short, or with no image at all. Other strategies: config.
+    """
+    if config.DISTRIBUTION_STRATEGY != "multi_worker":
+        return config
+    return copy.copy(config).override(GPU_COUNT=strategy.num_replicas_in_sync)
+
+
+class _KerasMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """MultiWorkerMirroredStrategy whose ``reduce`` accepts what Keras 3's ``fit`` passes it.
+
+    Keras 3 (seen with 3.15 and TF 2.21) reduces the first input batch, a dict, to build the
+    model (keras-team/keras#20329), and each step's scalar logs with ``axis=0``
+    (tensorflow/tensorflow#72388). MirroredStrategy accepts both; this strategy raised on
+    both, so ``fit`` failed before its first step. Here a nest is reduced leaf by leaf and a
+    scalar across replicas only; everything else is the parent's.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        if tf.nest.is_nested(value):
+            return tf.nest.map_structure(lambda leaf: self.reduce(reduce_op, leaf, axis), value)
+        local = self.experimental_local_results(value)[0]
+        if axis is not None and getattr(local, "shape", None) is not None and \
+                local.shape.rank == 0:
+            axis = None
+        return super().reduce(reduce_op, value, axis)
