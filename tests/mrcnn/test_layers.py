@@ -132,6 +132,28 @@ def test_detection_targets_ignore_padding_rows_of_normalized_gt_boxes():
     assert class_ids.numpy()[0].tolist()[:2] == [2, 0]
 
 
+def test_detection_targets_split_positives_and_negatives_at_iou_half():
+    """Matterport's rule: IoU >= 0.5 with a GT box makes an ROI a positive of that class, below
+    0.5 a background sample, each exactly once. A shifted threshold would teach the classifier
+    to call loose boxes objects (or good boxes background) and score detections badly."""
+    gt_box = [0.2, 0.2, 0.6, 0.6]
+
+    def shifted(iou):  # the GT box moved right until its IoU with the GT box is ``iou``
+        shift = 0.4 * (1 - iou) / (1 + iou)
+        return [0.2, 0.2 + shift, 0.6, 0.6 + shift]
+
+    proposals = {iou: shifted(iou) for iou in (0.42, 0.48, 0.52, 0.58)}
+    layer = DetectionTargetLayer(8, 1.0, [0.1, 0.1, 0.2, 0.2], [4, 4], True)
+    rois, class_ids, _, _ = layer(tf.constant([list(proposals.values())], tf.float32),
+                                  tf.constant([[3, 0]]), tf.constant([[gt_box, [0, 0, 0, 0]]]),
+                                  tf.ones((1, 4, 4, 2)))
+    rois, class_ids = rois.numpy()[0], class_ids.numpy()[0]
+    for iou, box in proposals.items():
+        rows = np.flatnonzero(np.all(np.abs(rois - box) < 1e-6, axis=1))
+        assert len(rows) == 1, (iou, rois)
+        assert class_ids[rows[0]] == (3 if iou >= 0.5 else 0), (iou, class_ids)
+
+
 def test_detection_targets_positive_mask_and_deltas():
     """A proposal equal to a GT box is positive: class = GT class, deltas 0, mask = GT mask crop."""
     layer = DetectionTargetLayer(4, 0.5, [0.1, 0.1, 0.2, 0.2], [4, 4], True)
