@@ -27,6 +27,10 @@ from mrcnn.data.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# `evaluate` scores every detection, as the COCO protocol and Matterport's samples/coco/coco.py
+# (InferenceConfig) do: AP integrates precision over recall, so a score cut only loses recall.
+# `--set DETECTION_MIN_CONFIDENCE=...` overrides it.
+EVALUATE_MIN_CONFIDENCE = 0.0
 
 
 class UsageError(Exception):
@@ -41,7 +45,8 @@ class SampleSpec:
     prepared Dataset for subset "train" or "val". add_arguments adds dataset-specific flags.
     schedules: named training schedules, each a tuple of (layers, until epoch, learning-rate
     factor) stages; the first is the default, ``--schedule NAME`` picks another, and
-    ``--layers``/``--epochs`` replace the schedule by one stage.
+    ``--layers``/``--epochs`` replace the schedule by one stage. augmentation: builds the
+    training augmentation (an albumentations or imgaug augmenter), or None for none.
     """
 
     name: str
@@ -52,6 +57,7 @@ class SampleSpec:
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     schedules: dict[str, tuple[tuple[str, int, float], ...]] = field(
         default_factory=lambda: {"heads": (("heads", 1, 1.0),)})
+    augmentation: Callable[[], Any] | None = None
 
 
 def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
@@ -129,6 +135,8 @@ def make_config(spec: SampleSpec, args: argparse.Namespace) -> Config:
         overrides["DISTRIBUTION_STRATEGY"] = args.strategy
     if args.command != "train":
         overrides.setdefault("IMAGES_PER_GPU", 1)
+    if args.command == "evaluate":
+        overrides.setdefault("DETECTION_MIN_CONFIDENCE", EVALUATE_MIN_CONFIDENCE)
     return config.override(**overrides)
 
 
@@ -178,9 +186,11 @@ def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> Non
 
         callbacks.append(MeanAPCallback(model, val_set, every=args.map_every,
                                         limit=args.map_images))
+    augmentation = spec.augmentation() if spec.augmentation else None
     for layers, epochs, lr_factor in stages:
         model.train(train_set, val_set, learning_rate=config.LEARNING_RATE * lr_factor,
-                    epochs=epochs, layers=layers, custom_callbacks=callbacks)
+                    epochs=epochs, layers=layers, custom_callbacks=callbacks,
+                    augmentation=augmentation)
     print(f"checkpoints: {model.log_dir}")
 
 

@@ -6,6 +6,12 @@
 
 Layout: ``DIR/annotations/instances_{train,val}{year}.json`` and ``DIR/{train,val}{year}/*.jpg``
 (see datasets/README.md).
+
+``evaluate`` follows the COCO protocol, as Matterport's ``samples/coco/coco.py`` does: every
+detection is scored (``DETECTION_MIN_CONFIDENCE=0``; ``--set DETECTION_MIN_CONFIDENCE=0.5``
+overrides it), against the annotation file's own records (areas, crowd regions, ids). Its bbox
+stats equal pycocotools' COCOeval on that file and the ``--coco-results`` JSON; its segm stats
+equal COCOeval on that JSON without the ``bbox`` fields (COCO's segm results format).
 """
 
 from __future__ import annotations

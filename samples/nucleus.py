@@ -31,6 +31,7 @@ from mrcnn.data.datasets.nucleus import (
     NucleusConfig,
     NucleusDataset,
     NucleusInferenceConfig,
+    build_augmentation,
 )
 from mrcnn.data.errors import DatasetError
 
@@ -115,6 +116,7 @@ SPEC = SampleSpec(
     # Matterport's schedule (from ImageNet weights): heads, then all layers at the same LR.
     schedules={"matterport": (("heads", 20, 1.0), ("all", 40, 1.0)),
                "heads": (("heads", 20, 1.0),)},
+    augmentation=build_augmentation,
 )
 
 if __name__ == "__main__":

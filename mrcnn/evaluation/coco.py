@@ -13,12 +13,21 @@ Three entry points:
 All return ``{"bbox": {name: value}, "segm": {...}, "per_class": {class name: {"bbox": AP,
 "segm": AP}}, "images": N}`` with the 12 pycocotools stats named in :data:`STAT_NAMES`.
 
+Ground truth (:func:`load_ground_truth`): a COCO-format dataset (``CocoDataset`` and its
+subclasses, e.g. D2S) is scored against its annotation file's records, with the file's image
+ids, ``area`` (which decides small/medium/large), ``iscrowd`` flags and crowd regions, as the
+official COCOeval on that file; any other dataset (shapes, VIA, DeepFashion2) against masks
+rasterized from ``load_mask`` (:func:`build_coco_ground_truth`), crowd instances (negative
+class ids) marked ``iscrowd``.
+
 Conventions (pycocotools'): a stat is ``-1.0`` when no ground truth falls in its category/area
 range (e.g. ``APs`` without small objects, or a class absent from the evaluated images); with
-ground truth but no detections it is ``0.0``. Crowd ground truth (negative class ids from
-``load_mask``) is marked ``iscrowd`` and never counts as a miss. For ``segm``, the box is dropped
-from each result before scoring, so that the small/medium/large split uses the mask area rather
-than the box area (pycocotools uses the box area when both are present; detectron2 drops it too).
+ground truth but no detections it is ``0.0``. A crowd region never counts as a miss, and a
+detection on it is not a false positive. For ``segm``, the box is dropped from each result
+before scoring: that is COCO's segm results format, and it makes the small/medium/large split
+of the detections use the mask area rather than the box area (pycocotools uses the box area
+when both are present; detectron2 and mmdetection drop it too). So the ``bbox`` stats equal
+COCOeval on the results JSON as written, the ``segm`` stats COCOeval on it without ``bbox``.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
+from mrcnn.data.datasets.coco import CocoDataset
+
 logger = logging.getLogger(__name__)
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
@@ -46,13 +57,17 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
 IOU_TYPES = ("bbox", "segm")
 
 
-def coco_image_id(dataset, image_id: int) -> int:
-    """The COCO image id of a dataset image: its source id when that is an int, else ``image_id``.
+def coco_image_id(dataset, image_id: int) -> int | str:
+    """The COCO image id of a dataset image: its source id when that is an int or comes from a
+    COCO-format file, else ``image_id``.
 
-    COCO and D2S keep their own ids, so results match the original annotation file; sources
-    with string ids (VIA file names, DeepFashion2 stems) use the internal index.
+    COCO and D2S keep the ids of their annotation file, so results match that file; other
+    sources with string ids (VIA file names, DeepFashion2 stems) use the internal index.
     """
-    source_id = dataset.image_info[image_id]["id"]
+    info = dataset.image_info[image_id]
+    source_id = info["id"]
+    if isinstance(dataset, CocoDataset) and info["source"] == dataset.SOURCE:
+        return source_id
     if isinstance(source_id, (int, np.integer)) and not isinstance(source_id, bool):
         return int(source_id)
     return int(image_id)
@@ -86,7 +101,7 @@ def build_coco_results(dataset, image_ids, rois: np.ndarray, class_ids: np.ndarr
         y1, x1, y2, x2 = (float(v) for v in rois[i])
         rle = coco_mask.encode(np.asfortranarray(masks[:, :, i].astype(np.uint8)))
         results.append({
-            "image_id": int(ids[0]),
+            "image_id": ids[0] if isinstance(ids[0], str) else int(ids[0]),
             "category_id": int(dataset.class_info[int(class_ids[i])]["id"]),
             "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
             "score": float(scores[i]),
@@ -110,10 +125,12 @@ def detections_to_coco_results(dataset, image_ids: Sequence[int],
 
 
 def build_coco_ground_truth(dataset, image_ids: Sequence[int] | None = None) -> COCO:
-    """A pycocotools ``COCO`` index of ``dataset``'s instances (from ``load_mask``), RLE masks.
+    """A pycocotools ``COCO`` index of ``dataset``'s instances rasterized from ``load_mask``.
 
-    Category ids are the source ids of ``dataset.class_info`` (they must be unique), image ids
-    follow :func:`coco_image_id`; crowd instances (negative class ids) get ``iscrowd=1``.
+    For datasets without an annotation file (COCO-format ones have
+    :meth:`CocoDataset.coco_ground_truth`): areas are mask pixel counts, masks RLE. Category
+    ids are the source ids of ``dataset.class_info`` (they must be unique), image ids follow
+    :func:`coco_image_id`; crowd instances (negative class ids) get ``iscrowd=1``.
     """
     image_ids = list(dataset.image_ids if image_ids is None else image_ids)
     categories = {}
@@ -155,9 +172,10 @@ def build_coco_ground_truth(dataset, image_ids: Sequence[int] | None = None) -> 
     return coco
 
 
-def evaluate_coco_results(coco_gt: COCO, results: Sequence[dict], iou_types: Sequence[str] = IOU_TYPES,
-                  image_ids: Sequence[int] | None = None,
-                  category_ids: Sequence[int] | None = None) -> dict[str, Any]:
+def evaluate_coco_results(coco_gt: COCO, results: Sequence[dict],
+                          iou_types: Sequence[str] = IOU_TYPES,
+                          image_ids: Sequence[int] | None = None,
+                          category_ids: Sequence[int] | None = None) -> dict[str, Any]:
     """COCOeval of ``results`` (COCO results records) against ``coco_gt``.
 
     image_ids / category_ids: COCO ids to evaluate (default: all of ``coco_gt``). Returns the
@@ -188,23 +206,49 @@ def evaluate_coco_results(coco_gt: COCO, results: Sequence[dict], iou_types: Seq
     return metrics
 
 
+def load_ground_truth(dataset, image_ids: Sequence[int] | None = None) -> tuple[COCO, str]:
+    """The ground truth that COCOeval scores ``image_ids`` against, and where it comes from.
+
+    A COCO-format dataset (a :class:`CocoDataset`, D2S included) gives its annotation file's
+    records (:meth:`CocoDataset.coco_ground_truth`: the file's areas, crowd regions and ids);
+    any other dataset, or one mixing in images of other sources, gives masks rasterized from
+    ``load_mask`` (:func:`build_coco_ground_truth`). Returns ``(index, "annotation file")``
+    or ``(index, "load_mask")``.
+    """
+    image_ids = list(dataset.image_ids if image_ids is None else image_ids)
+    if isinstance(dataset, CocoDataset):
+        foreign = [i for i in image_ids if dataset.image_info[i]["source"] != dataset.SOURCE]
+        if not foreign:
+            return dataset.coco_ground_truth(image_ids), "annotation file"
+        logger.warning("%d evaluated images are not from the %r annotation file (first: %r); "
+                       "the ground truth of all is rasterized from load_mask", len(foreign),
+                       dataset.SOURCE, dataset.image_reference(foreign[0]))
+    return build_coco_ground_truth(dataset, image_ids), "load_mask"
+
+
 def evaluate_detections(dataset, image_ids: Sequence[int], detections: Sequence[dict],
-                        coco_gt: COCO | None = None,
-                        iou_types: Sequence[str] = IOU_TYPES) -> dict[str, Any]:
+                        coco_gt: COCO | None = None, iou_types: Sequence[str] = IOU_TYPES,
+                        results_path: str | Path | None = None) -> dict[str, Any]:
     """COCO bbox/segm metrics of ``model.detect()`` outputs on ``dataset``'s ``image_ids``.
 
-    coco_gt: the original ground truth (e.g. ``load_coco(..., return_coco=True)``); by default
-    it is built from ``dataset.load_mask`` with :func:`build_coco_ground_truth`. Only the
-    dataset's classes are scored.
+    coco_gt: the ground truth to score against (e.g. ``load_coco(..., return_coco=True)``);
+    by default :func:`load_ground_truth`'s. results_path: also write the COCO results JSON
+    there. Only the dataset's classes are scored. The metrics carry ``"ground_truth"``:
+    ``"annotation file"``, ``"load_mask"`` or ``"coco_gt argument"``.
     """
     image_ids = list(image_ids)
-    if coco_gt is None:
-        coco_gt = build_coco_ground_truth(dataset, image_ids)
     results = detections_to_coco_results(dataset, image_ids, detections)
+    if results_path is not None:
+        save_coco_results(results, results_path)
+    origin = "coco_gt argument"
+    if coco_gt is None:
+        coco_gt, origin = load_ground_truth(dataset, image_ids)
     category_ids = [int(dataset.class_info[c]["id"]) for c in range(1, dataset.num_classes)]
-    return evaluate_coco_results(coco_gt, results, iou_types,
-                         image_ids=[coco_image_id(dataset, i) for i in image_ids],
-                         category_ids=category_ids)
+    metrics = evaluate_coco_results(coco_gt, results, iou_types,
+                                    image_ids=[coco_image_id(dataset, i) for i in image_ids],
+                                    category_ids=category_ids)
+    metrics["ground_truth"] = origin
+    return metrics
 
 
 def evaluate_coco(model, dataset, coco: COCO | None = None,

@@ -34,18 +34,19 @@ def evaluate_dataset(
 ) -> dict[str, Any]:
     """Run ``model.detect`` over ``dataset`` and score it.
 
-    coco_results: also write the detections there as COCO results JSON (RLE masks).
+    The model scores what its config lets through: the COCO protocol (and ``evaluate`` on the
+    command line) uses ``DETECTION_MIN_CONFIDENCE = 0``. coco_results: also write the
+    detections there as COCO results JSON (RLE masks).
 
     Returns ``{"mAP50": mean per-image AP@0.5 (Matterport), "mAP": mean per-image AP@[.5:.95],
-    "bbox": {COCO stats}, "segm": {COCO stats}, "per_class": {name: {"AP50": .., "AP": ..}},
-    "images": N}``. Images without GT instances count in the COCO numbers (their detections
-    are false positives) and are left out of the per-image means, as in Matterport.
+    "bbox": {COCO stats}, "segm": {COCO stats}, "per_class": {name: {"bbox": AP, "segm": AP}},
+    "images": N, "detection_min_confidence": the model's threshold (None if it has no config),
+    "ground_truth": "annotation file" | "load_mask"}`` (see
+    :func:`mrcnn.evaluation.coco.load_ground_truth`). Images without GT instances count in the
+    COCO numbers (their detections are false positives) and are left out of the per-image
+    means, as in Matterport.
     """
-    from mrcnn.evaluation.coco import (
-        detections_to_coco_results,
-        evaluate_detections,
-        save_coco_results,
-    )
+    from mrcnn.evaluation.coco import evaluate_detections
 
     image_ids = list(dataset.image_ids if image_ids is None else image_ids)
     if limit:
@@ -67,9 +68,7 @@ def evaluate_dataset(
         aps.append(compute_ap_range(gt["boxes"], gt["class_ids"], gt["masks"], result["rois"],
                                     result["class_ids"], result["scores"], result["masks"],
                                     verbose=0))
-    coco = evaluate_detections(dataset, image_ids, detections)
-    if coco_results is not None:
-        save_coco_results(detections_to_coco_results(dataset, image_ids, detections), coco_results)
+    coco = evaluate_detections(dataset, image_ids, detections, results_path=coco_results)
     return {
         "mAP50": float(np.mean(aps50)) if aps50 else 0.0,
         "mAP": float(np.mean(aps)) if aps else 0.0,
@@ -77,12 +76,19 @@ def evaluate_dataset(
         "segm": coco["segm"],
         "per_class": coco["per_class"],
         "images": len(image_ids),
+        "detection_min_confidence": _min_confidence(model),
+        "ground_truth": coco["ground_truth"],
     }
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     """A readable table of :func:`evaluate_dataset`'s result."""
+    threshold = metrics.get("detection_min_confidence")
+    scored = ("as the detector returned them" if threshold is None
+              else f"score >= {threshold:g} (DETECTION_MIN_CONFIDENCE={threshold:g})")
     lines = [f"images evaluated: {metrics['images']}",
+             f"detections scored: {scored}",
+             f"COCO ground truth: {metrics.get('ground_truth', 'unknown')}",
              f"Matterport mAP@0.5        {metrics['mAP50']:.4f}",
              f"Matterport mAP@[.5:.95]   {metrics['mAP']:.4f}",
              "",
@@ -95,3 +101,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
             lines.append(f"{name:24}{values.get('bbox', float('nan')):10.3f}"
                          f"{values.get('segm', float('nan')):10.3f}")
     return "\n".join(lines)
+
+
+def _min_confidence(model) -> float | None:
+    """The detector's ``DETECTION_MIN_CONFIDENCE``; None for one without a Matterport config."""
+    value = getattr(getattr(model, "config", None), "DETECTION_MIN_CONFIDENCE", None)
+    return None if value is None else float(value)

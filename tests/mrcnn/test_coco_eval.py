@@ -218,6 +218,10 @@ def test_metrics_equal_pycocotools_own_run_on_the_same_files(tmp_path, seed):
     results_file = save_coco_results(results, tmp_path / "results.json")
     ours = evaluate_detections(dataset, dataset.image_ids, detections, coco_gt=coco_gt)
     assert 0.0 < ours["bbox"]["AP"] < 1.0  # a case that discriminates
+    # Without coco_gt, a CocoDataset is scored against its own annotation records: the same.
+    default = evaluate_detections(dataset, dataset.image_ids, detections)
+    assert default["ground_truth"] == "annotation file"
+    assert (default["bbox"], default["segm"]) == (ours["bbox"], ours["segm"])
 
     assert ours["bbox"] == pytest.approx(_pycocotools_stats(gt_file, results_file, "bbox"))
     # segm: we drop each result's box so that the area ranges use the mask area; the file

@@ -265,8 +265,19 @@ def read_submission(path: Path) -> list[list[str]]:
     return rows[1:]
 
 
-def test_sample_train_runs_a_step_in_crop_mode(nucleus_root, tmp_path):
-    """train --preset tiny in Matterport's crop mode (2x, random 64 px crops) saves epoch 1."""
+def test_sample_train_runs_a_step_in_crop_mode(nucleus_root, tmp_path, monkeypatch):
+    """train --preset tiny in Matterport's crop mode (2x, random 64 px crops) saves epoch 1,
+    with Matterport's augmentation (flips, turns, brightness, blur) on the training images."""
+    import mrcnn.model as modellib
+
+    augmentations = []
+    real_train = modellib.MaskRCNN.train
+
+    def recording_train(self, *args, **kwargs):
+        augmentations.append(kwargs.get("augmentation"))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(modellib.MaskRCNN, "train", recording_train)
     nucleus = sample()
     logs = tmp_path / "logs"
     train = ["train", "--dataset", str(nucleus_root), "--logs", str(logs), "--preset", "tiny",
@@ -278,6 +289,8 @@ def test_sample_train_runs_a_step_in_crop_mode(nucleus_root, tmp_path):
                                                                                "nucleus")
     assert nucleus.run(train) == 0
     assert len(list(logs.glob("nucleus*/mask_rcnn_nucleus_0001.h5"))) == 1
+    assert len(augmentations) == 1
+    assert repr(augmentations[0]) == repr(nucleus.build_augmentation())
 
 
 def test_sample_detect_writes_a_kaggle_submission(nucleus_root, tmp_path):

@@ -165,6 +165,31 @@ class CocoDataset(Dataset):
             return np.zeros((height, width, 0), dtype=bool), np.zeros((0,), dtype=np.int32)
         return np.stack(masks, axis=2), np.array(class_ids, dtype=np.int32)
 
+    def coco_ground_truth(self, image_ids: Iterable[int] | None = None) -> COCO:
+        """A pycocotools ``COCO`` index of the annotation-file records of ``image_ids``.
+
+        image_ids: internal ids (default: every image). The index holds the file's own image
+        ids, category ids and annotation records as loaded (their ``area``, ``bbox``,
+        ``iscrowd`` and crowd RLE), so COCOeval on it scores as COCOeval on the file does;
+        the records ``load_coco`` skipped as malformed are left out. Raises ValueError for an
+        image that was not loaded from a COCO-format file by this class.
+        """
+        image_ids = self.image_ids if image_ids is None else image_ids
+        images: dict[Any, dict] = {}
+        annotations: list[dict] = []
+        for image_id in image_ids:
+            info = self.image_info[image_id]
+            if info["source"] != self.SOURCE:
+                raise ValueError(f"image {image_id} comes from source {info['source']!r}, not "
+                                 f"from a {self.SOURCE!r} annotation file")
+            if info["id"] not in images:
+                images[info["id"]] = {"id": info["id"], "height": info["height"],
+                                      "width": info["width"]}
+                annotations += info["annotations"]
+        categories = {info["id"]: {"id": info["id"], "name": info["name"]}
+                      for info in self.class_info if info["source"] == self.SOURCE}
+        return _build_coco(images, categories, annotations)
+
     def image_reference(self, image_id: int) -> str:
         """The COCO explorer link for COCO images, the file path otherwise."""
         info = self.image_info[image_id]
