@@ -1,4 +1,4 @@
-"""Single-object localization + classification (one box, one class per image; seed 002)."""
+"""Single-object localization + classification: one box and one class per image (face mask)."""
 
 from localization.annotations import AnnotationError, LocalizationSample, load_annotations
 from localization.augment import BoxAugmenter

@@ -1,8 +1,10 @@
 """Parse a one-box-per-row CSV ``filename,xmin,ymin,xmax,ymax,class`` into localization samples.
 
-What real exports look like (DESIGN.md section 6): a header row or none (Roboflow/Keras-RetinaNet
-has none); pixel or normalized coordinates; any class names (``mask``/``no-mask`` or
-``with_mask``/``without_mask``/``mask_weared_incorrect``); several rows per image.
+What real exports look like: a header row or none (Roboflow's Keras RetinaNet CSV has none;
+its TensorFlow Object Detection CSV has ``filename,width,height,class,xmin,ymin,xmax,ymax``:
+columns are then found by name); pixel or normalized coordinates; any class names
+(``mask``/``no-mask`` or ``with_mask``/``without_mask``/``mask_weared_incorrect``); several
+rows per image.
 
 Every bad row (wrong column count, non-numeric value, ``xmin >= xmax``, box outside the image,
 unknown file, unknown class) is reported with its 1-based line number. ``on_bad_row="skip"``

@@ -1,4 +1,4 @@
-"""Box-aware training augmentation (albumentations), the seed's recipe with valid boxes kept.
+"""Box-aware training augmentation (albumentations) that always keeps a valid box.
 
 Boxes are normalized xyxy (albumentations' own ``"albumentations"`` format). Photometric ops
 touch the image only; flip and the small affine move the box too, which is then clipped to the
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 class BoxAugmenter:
-    """Random flip, brightness/contrast, motion blur, HSV shift and small affine (seed 002).
+    """Random flip, brightness/contrast, motion blur, HSV shift and small affine.
 
     Call with ``(image uint8 [H, W, 3], box float [4] normalized xyxy)``; returns the same types.
     """

@@ -1,4 +1,4 @@
-"""Feature extractors for the localizer: the seed's small CNN and ``keras.applications`` nets.
+"""Feature extractors for the localizer: a small CNN and ``keras.applications`` nets.
 
 Each ``build_*`` function takes a standardized image tensor ``[B, H, W, 3]`` and returns a list
 of feature maps ``[B, h_i, w_i, C_i]``, ordered from the finest to the coarsest stride.
@@ -22,7 +22,7 @@ APPLICATION_CONSTRUCTORS = {
 
 
 def build_small_cnn_features(images, filters: tuple[int, ...] = (32, 64, 128, 256)) -> list:
-    """The seed's CNN: per block Conv3x3-BN-ReLU, Conv3x3/2-BN-ReLU, MaxPool 2 (He-normal init).
+    """A small CNN: per block Conv3x3-BN-ReLU, Conv3x3/2-BN-ReLU, MaxPool 2 (He-normal init).
 
     Each block divides the resolution by 4 (pooling uses ``same`` padding so 1x1 maps survive).
     Returns one feature map per block.

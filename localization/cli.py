@@ -1,8 +1,10 @@
 """Command line of the face-mask sample: ``train``, ``evaluate``, ``predict``, ``submission``.
 
-Flags follow DESIGN.md section 3. Exit status 0 on success and 2 with a one-line reason on bad
-arguments or input. Outputs under ``--logs``: ``localizer.keras`` + ``localizer.json`` (class
-names and the settings used), ``history.csv``, ``curves.png`` and ``tensorboard/``.
+Flags are named as in the other ``samples/*.py`` scripts (``--dataset``, ``--weights``,
+``--logs``, ``--epochs``, ``--set KEY=VALUE``, ...). Exit status 0 on success and 2 with a
+one-line reason on bad arguments or input. Outputs under ``--logs``: ``localizer.keras`` +
+``localizer.json`` (class names and the settings used), ``history.csv``, ``curves.png`` and
+``tensorboard/``.
 """
 
 from __future__ import annotations

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 @dataclass
 class LocalizerConfig:
-    """Every field used by ``samples/face_mask.py``; defaults reproduce seed 002."""
+    """Every field used by ``samples/face_mask.py``; by default a small CNN trained from scratch."""
 
-    # Backbone: "small_cnn" (the seed's CNN), "resnet50" or "mobilenetv2".
+    # Backbone: "small_cnn" (SMALL_CNN_FILTERS conv blocks, no pretrained weights), "resnet50" or
+    # "mobilenetv2".
     BACKBONE: str = "small_cnn"
-    # Pool an FPN neck over the last three feature maps (the seed's "ResNet50-FPN").
+    # Pool an FPN neck over the last three feature maps (with "resnet50": a ResNet50-FPN).
     USE_FPN: bool = False
     # Square model input side in pixels; every image is resized to it.
     INPUT_SIZE: int = 256

@@ -58,7 +58,7 @@ def samples_to_arrays(samples: Sequence[LocalizationSample], size: tuple[int, in
 def compute_channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and std over all pixels of ``[N, H, W, 3]`` images (0-255 scale).
 
-    Pixel-weighted over the whole set (the seed averaged per-image stds, which underestimates).
+    Pixel-weighted over the whole set (the mean of per-image stds would underestimate it).
     """
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise ValueError(f"expected a non-empty [N, H, W, 3] array, got shape {images.shape}")

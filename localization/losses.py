@@ -23,7 +23,7 @@ class BoxLoss(keras.losses.Loss):
     """Per-image box regression loss on normalized xyxy boxes ``[B, 4]``.
 
     Args:
-        kind: ``"mse"`` (mean of the 4 squared errors, the seed's loss), ``"smooth_l1"``
+        kind: ``"mse"`` (mean of the 4 squared errors, the default), ``"smooth_l1"``
             (Huber with transition ``beta``, mean over the 4 coordinates) or ``"giou"`` (1 - GIoU).
         beta: smooth-L1 transition point; normalized errors are small, so the default is 0.1
             rather than torchvision's 1.0 (with 1.0 smooth L1 would equal MSE / 2 everywhere).

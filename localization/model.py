@@ -61,7 +61,7 @@ class SortBoxCorners(keras.layers.Layer):
 
 def _dense_head(features, prefix: str, units: Sequence[int], dropouts: Sequence[float],
                 activation: str, batchnorm_layers: int):
-    """Dense -> [BN] -> activation -> [Dropout] per width, as in the seed's heads."""
+    """Dense -> [BN] -> activation -> [Dropout] per width, in each dense head."""
     if len(units) != len(dropouts):
         raise ValueError(f"{prefix}: got {len(units)} widths but {len(dropouts)} dropout rates; "
                          "expected one dropout rate per width")
@@ -97,10 +97,11 @@ def build_localizer(
     std: Sequence[float] = (127.5, 127.5, 127.5),
     name: str = "localizer",
 ) -> keras.Model:
-    """Build the localizer (defaults reproduce seed 002's own-CNN model).
+    """Build the localizer (defaults: the small CNN and the dense heads below).
 
     Args:
-        backbone: ``"small_cnn"`` (the seed's conv blocks), ``"resnet50"`` or ``"mobilenetv2"``.
+        backbone: ``"small_cnn"`` (conv blocks trained from scratch), ``"resnet50"`` or
+            ``"mobilenetv2"``.
         num_classes: number of classes (>= 2); the class head outputs logits.
         input_shape: ``(height, width, 3)``; ``keras.applications`` backbones need >= 32 px.
         backbone_weights: for application backbones, ``"imagenet"``, ``None`` or a weights path.

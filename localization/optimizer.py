@@ -60,7 +60,7 @@ class HeadGroupAdamW(keras.optimizers.AdamW):
 
 def build_optimizer(backbone_lr: float = 1e-4, class_head_lr: float = 1e-4,
                     box_head_lr: float = 1e-3, weight_decay: float = 1e-4) -> HeadGroupAdamW:
-    """The seed's optimizer: AdamW, backbone 1e-4, class head 1e-4, box head 1e-3, wd 1e-4."""
+    """AdamW, one rate per group: backbone 1e-4, class head 1e-4, box head 1e-3; wd 1e-4."""
     for label, rate in (("backbone_lr", backbone_lr), ("class_head_lr", class_head_lr),
                         ("box_head_lr", box_head_lr)):
         if rate <= 0:

@@ -3,7 +3,8 @@
 Import the pieces as with Matterport's code: ``from mrcnn.config import Config``,
 ``from mrcnn import utils, visualize``, ``import mrcnn.model as modellib``.
 
-The top level is that public face (``config``, ``model``, ``utils``, ``visualize``) plus ``cli``.
+The top level is that public face (``config``, ``model``, ``utils``, ``visualize``,
+``parallel_model``) plus ``cli``.
 Everything else lives in subpackages: ``geometry`` (boxes, anchors, image frames), ``data``
 (datasets and the input pipeline), ``modeling`` (the network's stages), ``evaluation`` (AP and
 COCO metrics) and ``engine`` (training, weights, devices). Modules that stood at the top level

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,66 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn.config import Config
+from mrcnn.config import Config, ConfigError
+from mrcnn.data.generator import build_rpn_targets, data_generator, load_image_gt
+from mrcnn.data.head_targets import build_detection_targets, generate_random_rois
 from mrcnn.engine import training
 from mrcnn.engine.distribute import build_strategy, input_config
+from mrcnn.engine.download import get_weights_path
 from mrcnn.engine.weights import LoadReport, load_weights_by_name, save_weights_h5, weight_layers
-from mrcnn.geometry.anchors import anchors_for_image_shape
-from mrcnn.geometry.imaging import compose_image_meta, mold_image, resize_image
+from mrcnn.geometry.anchors import anchors_for_image_shape, compute_backbone_shapes
+from mrcnn.geometry.imaging import (
+    compose_image_meta,
+    mold_image,
+    parse_image_meta,
+    resize_image,
+    unmold_image,
+)
+from mrcnn.modeling import inspection
+from mrcnn.modeling.backbone import BatchNorm
+from mrcnn.modeling.matterport_graph import (
+    apply_box_deltas_graph,
+    batch_pack_graph,
+    build_fpn_mask_graph,
+    build_rpn_model,
+    clip_boxes_graph,
+    conv_block,
+    denorm_boxes_graph,
+    detection_targets_graph,
+    fpn_classifier_graph,
+    identity_block,
+    log2_graph,
+    mrcnn_bbox_loss_graph,
+    mrcnn_class_loss_graph,
+    mrcnn_mask_loss_graph,
+    norm_boxes_graph,
+    overlaps_graph,
+    parse_image_meta_graph,
+    refine_detections_graph,
+    resnet_graph,
+    rpn_bbox_loss_graph,
+    rpn_class_loss_graph,
+    rpn_graph,
+    smooth_l1_loss,
+    trim_zeros_graph,
+)
+from mrcnn.modeling.matterport_layers import (
+    DetectionLayer,
+    DetectionTargetLayer,
+    ProposalLayer,
+    PyramidROIAlign,
+)
 from mrcnn.modeling.network import MaskRCNNNetwork
 from mrcnn.modeling.postprocess import unmold_detections
 
 logger = logging.getLogger(__name__)
 
 MODES = ("training", "inference")
+
+
+def log(text: str, array: Any = None) -> None:
+    """Print ``text`` and, for an array, its shape, min, max and dtype (Matterport's format)."""
+    print(inspection.array_summary(text, array))
 
 
 class MaskRCNN:
@@ -52,12 +101,18 @@ class MaskRCNN:
         self.config = config
         self.model_dir = Path(model_dir)
         self.strategy = build_strategy(config)
-        with self.strategy.scope():
-            self.keras_model = MaskRCNNNetwork(config)
+        self.keras_model = self.build(mode, config)
         self._layers = weight_layers(self.keras_model.parts)
         self._predict = tf.function(self._predict_batch, reduce_retracing=True)
         self.epoch = 0
         self.set_log_dir()
+
+    def build(self, mode: str, config: Config) -> MaskRCNNNetwork:
+        """The Keras model (one network for both modes), under this model's strategy."""
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}; expected one of {MODES}")
+        with self.strategy.scope():
+            return MaskRCNNNetwork(config)
 
     # ----------------------------------------------------------------------------------------
     # Logs, checkpoints and weights
@@ -81,14 +136,15 @@ class MaskRCNN:
     def load_weights(
         self,
         filepath: str | os.PathLike,
-        by_name: bool = True,
+        by_name: bool = False,
         exclude: Sequence[str] | None = None,
         skip_mismatch: bool = False,
     ) -> LoadReport:
         """Load an ``.h5`` file (Matterport's or ours) by layer name; returns what was loaded.
 
         exclude: layer names (or full-match regexes) to skip, e.g. the heads when the class count
-        differs. Weights are always matched by name (``by_name`` is accepted for compatibility).
+        differs. Weights are always matched by name: ``by_name`` is accepted for compatibility
+        (Matterport's by_name=False matched by position, which only worked for its own files).
         A shape mismatch raises WeightsFileError naming the layer and both shapes unless
         ``skip_mismatch``. Loading one of our checkpoints continues its run's epoch count.
         """
@@ -102,6 +158,10 @@ class MaskRCNN:
         self.set_log_dir(filepath)
         return report
 
+    def get_imagenet_weights(self) -> str:
+        """Path of the ResNet-50 ImageNet weights Matterport uses (downloaded once, cached)."""
+        return str(get_weights_path("imagenet_resnet50_matterport"))
+
     def save_weights(self, filepath: str | os.PathLike) -> None:
         """Save all weights in Matterport's ``.h5`` layout (atomic write)."""
         save_weights_h5(self._layers, filepath)
@@ -110,8 +170,13 @@ class MaskRCNN:
         """Layers with weights that are currently trainable."""
         return [layer for layer in self._layers.values() if layer.trainable]
 
-    def set_trainable(self, layer_regex: str, verbose: int = 1) -> list[str]:
-        """Train the layers whose names fully match ``layer_regex`` (or a preset), freeze others."""
+    def set_trainable(self, layer_regex: str, keras_model: keras.Model | None = None,
+                      indent: int = 0, verbose: int = 1) -> list[str]:
+        """Train the layers whose names fully match ``layer_regex`` (or a preset), freeze others.
+
+        keras_model and indent were Matterport's recursion into sub-models; every layer of
+        this model is considered whatever they are.
+        """
         names = training.set_trainable(self._layers, training.layer_regex(layer_regex))
         if verbose:
             logger.info("training %d layers matching %r", len(names), layer_regex)
@@ -186,11 +251,20 @@ class MaskRCNN:
         self.epoch = max(self.epoch, epochs)
         return history
 
-    def _compile(self, learning_rate: float) -> None:
+    def compile(self, learning_rate: float, momentum: float) -> None:
+        """Matterport's compile: SGD with ``momentum`` and GRADIENT_CLIP_NORM, under the strategy.
+
+        The losses and the L2 weight decay are computed by the network's ``train_step`` (not
+        added to the Keras model as in Matterport); ``train`` calls this itself.
+        """
+        with self.strategy.scope():
+            self._compile(learning_rate, momentum)
+
+    def _compile(self, learning_rate: float, momentum: float | None = None) -> None:
         """A fresh SGD optimizer with Matterport's momentum and clipping, slots built eagerly."""
         optimizer = keras.optimizers.SGD(
             learning_rate=learning_rate,
-            momentum=self.config.LEARNING_MOMENTUM,
+            momentum=self.config.LEARNING_MOMENTUM if momentum is None else momentum,
             # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it. Over
             # several replicas the network clips their summed gradient itself.
             global_clipnorm=(self.config.GRADIENT_CLIP_NORM
@@ -208,11 +282,99 @@ class MaskRCNN:
     # ----------------------------------------------------------------------------------------
     # Inference
     def get_anchors(self, image_shape: Sequence[int]) -> np.ndarray:
-        """Normalized anchors [A, 4] for a molded image of ``image_shape``."""
+        """Normalized anchors [A, 4] for a molded image of ``image_shape``.
+
+        As in Matterport, ``self.anchors`` keeps the latest anchors in pixels (the inspection
+        notebooks draw them).
+        """
+        self.anchors = anchors_for_image_shape(self.config, image_shape, normalized=False)
         return anchors_for_image_shape(self.config, image_shape)
 
+    def unmold_detections(self, detections: np.ndarray, mrcnn_mask: np.ndarray,
+                          original_image_shape: Sequence[int], image_shape: Sequence[int],
+                          window: Sequence[int]) -> tuple:
+        """One image's raw detections -> (boxes, class_ids, scores, masks) in original pixels."""
+        return unmold_detections(detections, mrcnn_mask, tuple(original_image_shape),
+                                 tuple(image_shape), np.asarray(window))
+
+    def detect_molded(self, molded_images: Sequence[np.ndarray],
+                      image_metas: Sequence[np.ndarray], verbose: int = 0) -> list[dict]:
+        """detect() for images molded already (e.g. ``mold_image(load_image_gt(...)[0])``).
+
+        Results are in the molded images' pixels (window = the whole image), as in Matterport.
+        """
+        molded = np.stack([np.asarray(image, dtype=np.float32) for image in molded_images])
+        anchors = tf.constant(self.get_anchors(molded.shape[1:]))
+        results = []
+        for start in range(0, len(molded), self.config.BATCH_SIZE):
+            chunk = slice(start, start + self.config.BATCH_SIZE)
+            detections, masks = self._predict(
+                tf.constant(molded[chunk]),
+                tf.constant(np.stack(image_metas[chunk]).astype(np.float32)), anchors)
+            for row, mask in zip(detections.numpy(), masks.numpy(), strict=True):
+                shape = molded.shape[1:]
+                rois, class_ids, scores, full = self.unmold_detections(
+                    row, mask, shape, shape, (0, 0, shape[0], shape[1]))
+                results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
+                                "masks": full})
+        if verbose:
+            logger.info("detected %s instances in %d molded images",
+                        [len(r["class_ids"]) for r in results], len(results))
+        return results
+
+    # ----------------------------------------------------------------------------------------
+    # Inspection (Matterport's inspect_model notebook)
+    def run_graph(self, images: Sequence[np.ndarray], outputs: Sequence[tuple[str, Any]],
+                  image_metas: Sequence[np.ndarray] | None = None) -> OrderedDict:
+        """Compute intermediate tensors of inference for ``images``: name -> numpy array.
+
+        outputs: (name, tensor) pairs, the tensor from ``self.keras_model.get_layer(n).output``
+        (``ROI``, ``rpn_class``, ``rpn_bbox``, ``mrcnn_class``, ``mrcnn_bbox``, ``mrcnn_mask``,
+        ``mrcnn_detection``, ``roi_align_classifier``, ``fpn_p2``, ``res4a_out``, ...),
+        ``self.ancestor(...)`` or a stage name. image_metas: when given, ``images`` are molded
+        already (e.g. from ``load_image_gt`` + ``mold_image``). Values have the batch axis first
+        and Matterport's frames (see :mod:`mrcnn.modeling.inspection`); each is logged.
+        """
+        outputs = OrderedDict(outputs)
+        missing = [name for name, tensor in outputs.items() if tensor is None]
+        if missing:
+            raise ValueError(f"run_graph: no tensor for {missing} (ancestor() found none?)")
+        if image_metas is None:
+            molded, image_metas, _ = self.mold_inputs(images)
+        else:
+            molded = images
+        molded = np.stack([np.asarray(image, dtype=np.float32) for image in molded])
+        inputs = {"input_image": molded, "input_image_meta": np.stack(image_metas),
+                  "input_anchors": self.get_anchors(molded.shape[1:])}
+        results = inspection.run_stages(self.keras_model, inputs, outputs)
+        for name, value in results.items():
+            log(name, value)
+        return results
+
+    def ancestor(self, tensor: Any, name: str, checked: list | None = None) -> Any:
+        """The ancestor of ``tensor`` named ``name`` (e.g. ``"ROI/refined_anchors:0"``), or None."""
+        return inspection.ancestor(tensor, name, checked)
+
+    def find_trainable_layer(self, layer: keras.layers.Layer) -> keras.layers.Layer:
+        """The layer that holds the weights of ``layer`` (unwraps TimeDistributed)."""
+        return inspection.find_trainable_layer(layer)
+
     def mold_inputs(self, images: Sequence[np.ndarray]):
-        """Resize and normalize images: (molded_images, image_metas, windows), Matterport-style."""
+        """Resize and normalize images: (molded_images, image_metas, windows), Matterport-style.
+
+        Each molded image equals Matterport's bit for bit (float32; see ``resize_image`` and
+        ``mold_image``); the three are lists, one entry per image, since images may mold to
+        different shapes. Raises ConfigError for IMAGE_RESIZE_MODE="crop", which is random.
+        """
+        if self.config.IMAGE_RESIZE_MODE == "crop":
+            # Matterport's Config: "crop ... Can be used in training only"; its nucleus sample
+            # detects with an inference config that sets "pad64" instead.
+            raise ConfigError(
+                "IMAGE_RESIZE_MODE='crop' takes a random IMAGE_MIN_DIM x IMAGE_MIN_DIM crop and "
+                "is for training only: detect() would see a random part of each image. Detect "
+                "with IMAGE_RESIZE_MODE='pad64' (keeps IMAGE_MIN_DIM and IMAGE_MIN_SCALE, as "
+                "Matterport's nucleus sample does) or 'square' (--set IMAGE_RESIZE_MODE=pad64)"
+            )
         molded, metas, windows = [], [], []
         for image in images:
             resized, window, scale, _, _ = resize_image(
@@ -231,9 +393,12 @@ class MaskRCNN:
     def detect(self, images: Sequence[np.ndarray], verbose: int = 0) -> list[dict[str, np.ndarray]]:
         """Detect instances in any number of images of any sizes.
 
-        images: uint8 [H, W, 3] arrays (grayscale [H, W] and RGBA are converted).
+        images: uint8 [H, W, IMAGE_CHANNEL_COUNT] arrays. A grayscale [H, W] image is
+        repeated to RGB as Matterport's ``load_image`` does (or given its channel axis when
+        IMAGE_CHANNEL_COUNT=1); RGBA loses its alpha channel.
         Returns one dict per image: rois int32[N, (y1, x1, y2, x2)] pixels, class_ids int32[N],
         scores float32[N], masks bool[H, W, N] at the image's original size.
+        Raises ConfigError when IMAGE_RESIZE_MODE is "crop" (random crops: training only).
         """
         images = [_check_image(image, index, self.config.IMAGE_CHANNEL_COUNT)
                   for index, image in enumerate(images)]
@@ -273,13 +438,15 @@ class MaskRCNN:
 
 
 def _check_image(image: Any, index: int, channels: int) -> np.ndarray:
-    """Validate one detect() input and bring it to uint8 [H, W, channels]."""
+    """Validate one detect() input and bring it to [H, W, channels] (its dtype kept)."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"detect(): image {index} is a {type(image).__name__}; expected a numpy array")
-    if image.ndim == 2:
-        image = np.stack([image] * 3, axis=-1)
+    if image.ndim == 2 and channels in (1, 3):
+        # Grayscale: Matterport's load_image repeats it to RGB (skimage.color.gray2rgb).
+        image = image[:, :, None] if channels == 1 else np.stack([image] * 3, axis=-1)
     if image.ndim != 3 or image.shape[0] < 2 or image.shape[1] < 2:
-        raise ValueError(f"detect(): image {index} has shape {image.shape}; expected [H, W, C]")
+        raise ValueError(f"detect(): image {index} has shape {image.shape}; expected "
+                         f"[H, W, {channels}] (IMAGE_CHANNEL_COUNT)")
     if channels == 3 and image.shape[2] == 4:
         image = image[..., :3]
     if image.shape[2] != channels:
@@ -303,3 +470,18 @@ def _for_replicas(data: tf.data.Dataset, mask_dtype: tf.DType = tf.uint8) -> tf.
     """Masks as numbers: Keras averages a first batch over replicas, which bool cannot do."""
     return data.map(lambda batch: {**batch,
                                    "input_gt_masks": tf.cast(batch["input_gt_masks"], mask_dtype)})
+
+
+# Matterport's public names (mrcnn/model.py); most live in the stage modules and are re-exported.
+__all__ = [
+    "MODES", "BatchNorm", "DetectionLayer", "DetectionTargetLayer", "MaskRCNN", "ProposalLayer",
+    "PyramidROIAlign", "apply_box_deltas_graph", "batch_pack_graph", "build_detection_targets",
+    "build_fpn_mask_graph", "build_rpn_model", "build_rpn_targets", "clip_boxes_graph",
+    "compose_image_meta", "compute_backbone_shapes", "conv_block", "data_generator",
+    "denorm_boxes_graph", "detection_targets_graph", "fpn_classifier_graph",
+    "generate_random_rois", "identity_block", "load_image_gt", "log", "log2_graph",
+    "mold_image", "mrcnn_bbox_loss_graph", "mrcnn_class_loss_graph", "mrcnn_mask_loss_graph",
+    "norm_boxes_graph", "overlaps_graph", "parse_image_meta", "parse_image_meta_graph",
+    "refine_detections_graph", "resnet_graph", "rpn_bbox_loss_graph", "rpn_class_loss_graph",
+    "rpn_graph", "smooth_l1_loss", "trim_zeros_graph", "unmold_image",
+]

@@ -6,6 +6,8 @@ This module has no logic of its own.
 """
 
 from mrcnn.data.dataset import Dataset, DatasetError
+from mrcnn.data.head_targets import mold_mask
+from mrcnn.engine.download import COCO_MODEL_URL, download_trained_weights
 from mrcnn.evaluation.matterport_ap import (
     compute_ap,
     compute_ap_range,
@@ -41,12 +43,16 @@ from mrcnn.geometry.imaging import (
     unmold_image,
     unmold_mask,
 )
+from mrcnn.modeling.matterport_graph import batch_slice, box_refinement_graph
 
 __all__ = [
+    "COCO_MODEL_URL",
     "Dataset",
     "DatasetError",
     "apply_box_deltas",
+    "batch_slice",
     "box_refinement",
+    "box_refinement_graph",
     "compose_image_meta",
     "compute_ap",
     "compute_ap_range",
@@ -57,11 +63,13 @@ __all__ = [
     "compute_overlaps_masks",
     "compute_recall",
     "denorm_boxes",
+    "download_trained_weights",
     "expand_mask",
     "extract_bboxes",
     "generate_anchors",
     "generate_pyramid_anchors",
     "minimize_mask",
+    "mold_mask",
     "mold_image",
     "non_max_suppression",
     "norm_boxes",

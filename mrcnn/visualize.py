@@ -24,16 +24,17 @@ from matplotlib.lines import Line2D
 from skimage.measure import find_contours
 
 from mrcnn.evaluation.matterport_ap import compute_matches
+from mrcnn.geometry.imaging import unmold_mask
 
 logger = logging.getLogger(__name__)
 
 SavePath = str | PathLike | None
 
 
-def random_colors(n: int, bright: bool = True, seed: int | None = None) -> list[tuple]:
-    """``n`` visually distinct RGB colours in [0, 1] (evenly spaced hues, shuffled)."""
+def random_colors(N: int, bright: bool = True, seed: int | None = None) -> list[tuple]:  # noqa: N803
+    """``N`` visually distinct RGB colours in [0, 1] (evenly spaced hues, shuffled)."""
     brightness = 1.0 if bright else 0.7
-    colors = [colorsys.hsv_to_rgb(i / max(n, 1), 1, brightness) for i in range(n)]
+    colors = [colorsys.hsv_to_rgb(i / max(N, 1), 1, brightness) for i in range(N)]
     random.Random(seed).shuffle(colors)
     return colors
 
@@ -210,6 +211,90 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray | None = None,
             _draw_outline(ax, masks[:, :, i], color)
     ax.imshow(np.clip(masked_image, 0, 255).astype(np.uint8))
     return _finish(fig, save_path)
+
+
+def draw_rois(image: np.ndarray, rois: np.ndarray, refined_rois: np.ndarray, mask: np.ndarray,
+              class_ids: np.ndarray, class_names: Sequence[str], limit: int = 10,
+              ax: Axes | None = None, save_path: SavePath = None) -> Figure:
+    """Training ROIs (dashed; grey for background) and, for positives, their refined boxes,
+    class names and masks. At most ``limit`` ROIs, picked at random.
+
+    rois, refined_rois: [N, 4] pixels; mask: [N, h, w] per-ROI masks (e.g. the detection
+    targets' masks of each ROI's class); class_ids: [N], 0 for negatives. The positive/negative
+    counts are logged (Matterport printed them).
+    """
+    rois, class_ids = np.asarray(rois), np.asarray(class_ids).reshape(-1)
+    ids = np.arange(len(rois))
+    if len(ids) > limit:
+        ids = np.random.default_rng().choice(ids, limit, replace=False)
+    fig, ax = _single(ax, (12, 12))
+    ax.set_title(f"Showing {len(ids)} random ROIs out of {len(rois)}" if len(rois) > limit
+                 else f"{len(ids)} ROIs")
+    ax.set_ylim(image.shape[0] + 20, -20)
+    ax.set_xlim(-50, image.shape[1] + 20)
+    ax.axis("off")
+    masked_image = np.asarray(image).astype(np.float32).copy()
+    for index, color in zip(ids, random_colors(len(ids)), strict=True):
+        class_id = int(class_ids[index])
+        y1, x1, y2, x2 = rois[index][:4]
+        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=2,
+                                       edgecolor=color if class_id else "gray",
+                                       facecolor="none", linestyle="dashed"))
+        if not class_id:
+            continue
+        ry1, rx1, ry2, rx2 = refined_rois[index][:4]
+        ax.add_patch(patches.Rectangle((rx1, ry1), rx2 - rx1, ry2 - ry1, linewidth=2,
+                                       edgecolor=color, facecolor="none"))
+        ax.add_line(Line2D([x1, rx1], [y1, ry1], color=color))
+        ax.text(rx1, ry1 + 8, _class_name(class_names, class_id), color="w", size=11,
+                backgroundcolor="none")
+        full = unmold_mask(mask[index], np.asarray(rois[index][:4]).astype(np.int32),
+                           image.shape)
+        apply_mask(masked_image, full, color)
+    ax.imshow(np.clip(masked_image, 0, 255).astype(np.uint8))
+    positives = int(np.sum(class_ids > 0))
+    logger.info("Positive ROIs: %d, negative ROIs: %d, positive ratio: %.2f", positives,
+                int(np.sum(class_ids == 0)), positives / max(len(class_ids), 1))
+    return _finish(fig, save_path)
+
+
+def display_table(table: Sequence[Sequence]) -> str:
+    """An HTML table of ``table`` (an iterable of rows), shown when running under IPython.
+
+    Returns the HTML either way (a script can write it to a file).
+    """
+    rows = "".join("<tr>" + "".join(f"<td>{str(col):40}</td>" for col in row) + "</tr>"
+                   for row in table)
+    html = f"<table>{rows}</table>"
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        return html
+    if get_ipython() is not None:
+        display(HTML(html))
+    return html
+
+
+def display_weight_stats(model) -> str:
+    """A table of every weight of a MaskRCNN: name, shape, min, max, std, with alerts for
+    constant ("dead?") and huge ("Overflow?") weights. Returns its HTML (see display_table).
+    """
+    table = [["WEIGHT NAME", "SHAPE", "MIN", "MAX", "STD"]]
+    for part in model.keras_model.parts:
+        for layer in part.layers:
+            for i, (variable, value) in enumerate(zip(layer.weights, layer.get_weights(),
+                                                      strict=True)):
+                alert = ""
+                # A constant conv bias is normal (they start at zero).
+                if value.min() == value.max() and not ("Conv" in type(layer).__name__ and i == 1):
+                    alert += "<span style='color:red'>*** dead?</span>"
+                if np.abs(value.min()) > 1000 or np.abs(value.max()) > 1000:
+                    alert += "<span style='color:red'>*** Overflow?</span>"
+                table.append([f"{layer.name}/{variable.name}{alert}", str(value.shape),
+                              f"{value.min():+9.4f}", f"{value.max():+10.4f}",
+                              f"{value.std():+9.4f}"])
+    return display_table(table)
 
 
 def display_top_masks(image: np.ndarray, mask: np.ndarray, class_ids: np.ndarray,

@@ -1,4 +1,4 @@
-"""Mask R-CNN on DeepFashion2 garments: the 13 categories, or seed 000's upper/lower grouping.
+"""Mask R-CNN on DeepFashion2 garments: the 13 categories, or grouped into upper/lower.
 
     python samples/deepfashion2.py prepare --source datasets/deepfashion2 --out datasets/df2_split \\
         --max-images 20000 --seed 42
@@ -53,13 +53,13 @@ def load_dataset(args: argparse.Namespace, subset: str) -> DeepFashion2Dataset:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", choices=CLASS_SCHEMES, default="categories",
-                        help="categories: the 13 DeepFashion2 classes; upper_lower: seed 000's 2")
+                        help="categories: the 13 DeepFashion2 classes; upper_lower: upper, lower")
     parser.add_argument("--val-subset", default="val", help="folder used for validation")
     parser.add_argument("--max-images", type=int, help="load at most N images per subset")
 
 
 def prepare(argv: list[str]) -> int:
-    """Build seed 000's seeded train/val/test split (hard links or symlinks where possible)."""
+    """Build a seeded train/val/test split (hard links or symlinks where possible)."""
     parser = argparse.ArgumentParser(prog="deepfashion2.py prepare", description=prepare.__doc__)
     parser.add_argument("--source", required=True, help="DeepFashion2 root (holds train/)")
     parser.add_argument("--out", required=True, help="output root for train/ val/ test/")
@@ -89,7 +89,7 @@ SPEC = SampleSpec(
     load_dataset=load_dataset,
     default_dataset="datasets/deepfashion2",
     add_arguments=add_arguments,
-    # Seed 000's transfer learning: heads, then stage 4 and up, then everything at LR/10.
+    # Transfer learning in three stages: heads, then stage 4 and up, then everything at LR/10.
     schedules={"matterport": (("heads", 10, 1.0), ("4+", 20, 1.0), ("all", 30, 0.1)),
                "heads": (("heads", 10, 1.0),)},
 )

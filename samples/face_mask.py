@@ -1,4 +1,4 @@
-"""Face mask / no mask: one box and one class per image, from a CSV (seed 002).
+"""Face mask / no mask: one box and one class per image, from a CSV (data: datasets/README.md).
 
     python samples/face_mask.py train      --dataset datasets/face_mask [--weights none|imagenet|last|PATH]
     python samples/face_mask.py evaluate   --dataset datasets/face_mask --out metrics.json

@@ -1,4 +1,4 @@
-"""Person segmentation and background removal with the U-Net family (seeds 001 and 004).
+"""Person segmentation and background removal with the U-Net family (data: datasets/README.md).
 
     python samples/person_segmentation.py make-synthetic --out datasets/synthetic_people
     python samples/person_segmentation.py train --dataset datasets/synthetic_people \

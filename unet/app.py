@@ -8,7 +8,11 @@
 One model is loaded per server process and shared by every session. Uploads are capped in
 bytes (``unet.background.MAX_UPLOAD_BYTES``, and Streamlit's ``server.maxUploadSize``) and in
 pixels (``MAX_PIXELS``), the latter from the image header before anything is decoded (see
-unet.uploads). The app never fetches URLs.
+unet.uploads). The app never fetches URLs. The caption names the device inference runs on (the
+GPU TensorFlow lists, or CPU). Visitors get Streamlit's viewer toolbar, without the developer
+options (Deploy, Rerun, Clear cache): ``client.toolbarMode = "viewer"`` in the repository's
+``.streamlit/config.toml``, read by ``streamlit run`` started from the repository root; elsewhere
+pass ``--client.toolbarMode viewer``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import keras
 import streamlit as st
 
 from unet.background import CutoutOptions, cut_out, encode_png
+from unet.device import describe_device
 from unet.imaging import ImageReadError
 from unet.models import build_inference_model
 from unet.postprocess import parse_color
@@ -98,7 +103,7 @@ def main() -> None:
         return
     model = load_model(path)
     st.caption(f"Model: {os.path.basename(path)} ({model.count_params():,} parameters), "
-               f"device: {keras.backend.backend()} / CPU or GPU as TensorFlow found it")
+               f"device: {describe_device()} ({keras.backend.backend()})")
     try:
         limits = upload_limits()
     except ValueError as error:

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_augmenter(seed: int | None = None) -> A.Compose:
-    """Flip, scale/shift, brightness/contrast and blur, as in seeds 001 and 004."""
+    """Flip, scale/shift, brightness/contrast and blur (moderate: a person stays a person)."""
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),

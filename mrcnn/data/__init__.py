@@ -5,6 +5,8 @@
 - ``augment``: albumentations / imgaug augmentation that keeps masks and boxes consistent.
 - ``anchor_targets``: RPN training targets per image (numpy).
 - ``pipeline``: the ``tf.data`` input pipeline (``build_dataset``) for training and evaluation.
+- ``generator``: Matterport's ``load_image_gt`` / ``data_generator`` API on the pipeline;
+  ``head_targets``: its numpy second-stage targets (random ROIs, detection targets, mold_mask).
 - ``datasets/``: loaders for public formats (COCO, MVTec D2S, DeepFashion2, VIA, shapes).
 
 May import: ``mrcnn.geometry`` and ``mrcnn.config``. Never ``modeling``, ``evaluation`` or ``engine``.

@@ -104,6 +104,18 @@ class Dataset:
             raise DatasetError(f"class {class_id} belongs to source {info['source']!r}, not {source!r}")
         return info["id"]
 
+    def append_data(self, class_info: list[dict], image_info: list[dict]) -> None:
+        """Matterport's (unfinished) external-id maps: ``external_to_class_id`` from each class's
+        ``map`` list of (source, id) pairs and ``external_to_image_id`` from each image's
+        ``ds`` and ``id``. ``class_info`` and ``image_info`` are unused, as in Matterport;
+        entries without those keys are skipped (Matterport raised KeyError).
+        """
+        self.external_to_class_id = {f"{source}{source_id}": i
+                                     for i, info in enumerate(self.class_info)
+                                     for source, source_id in info.get("map", ())}
+        self.external_to_image_id = {f"{info['ds']}{info['id']}": i
+                                     for i, info in enumerate(self.image_info) if "ds" in info}
+
     def source_image_link(self, image_id: int) -> str | None:
         """Path or URL of the image file."""
         return self.image_info[image_id]["path"]

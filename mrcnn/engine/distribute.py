@@ -29,7 +29,12 @@ def build_strategy(config: Config) -> tf.distribute.Strategy:
     if kind != "mirrored":
         raise ConfigError(f"DISTRIBUTION_STRATEGY={kind!r}; expected None, 'mirrored' or "
                           "'multi_worker'")
-    devices = _local_devices(config.GPU_COUNT)
+    return mirrored_strategy(config.GPU_COUNT)
+
+
+def mirrored_strategy(gpu_count: int) -> tf.distribute.MirroredStrategy:
+    """MirroredStrategy over ``gpu_count`` local GPUs (logical CPUs on a machine without)."""
+    devices = _local_devices(gpu_count)
     logger.info("MirroredStrategy over %s", devices)
     return tf.distribute.MirroredStrategy(devices=devices)
 

@@ -36,23 +36,29 @@ class BatchNorm(layers.BatchNormalization):
         return {**super().get_config(), "frozen": self.frozen}
 
 
-def _bottleneck(x, filters: Sequence[int], stage: int, block: str, strides: int,
-                projection: bool, frozen_bn: bool):
-    """One bottleneck block; ``projection`` adds the 1x1 shortcut conv (Matterport conv_block)."""
+def bottleneck_block(x, filters: Sequence[int], stage: int, block: str, strides: int,
+                     projection: bool, frozen_bn: bool, kernel_size: int = 3,
+                     use_bias: bool = True):
+    """One bottleneck block; ``projection`` adds the 1x1 shortcut conv (Matterport conv_block).
+
+    Without projection it is Matterport's identity_block (``strides`` must then be 1).
+    """
     conv_base = f"res{stage}{block}_branch"
     bn_base = f"bn{stage}{block}_branch"
     f1, f2, f3 = filters
     shortcut = x
-    x = layers.Conv2D(f1, 1, strides=strides, name=conv_base + "2a")(x)
+    x = layers.Conv2D(f1, 1, strides=strides, name=conv_base + "2a", use_bias=use_bias)(x)
     x = BatchNorm(frozen=frozen_bn, name=bn_base + "2a")(x)
     x = layers.Activation("relu")(x)
-    x = layers.Conv2D(f2, 3, padding="same", name=conv_base + "2b")(x)
+    x = layers.Conv2D(f2, kernel_size, padding="same", name=conv_base + "2b",
+                      use_bias=use_bias)(x)
     x = BatchNorm(frozen=frozen_bn, name=bn_base + "2b")(x)
     x = layers.Activation("relu")(x)
-    x = layers.Conv2D(f3, 1, name=conv_base + "2c")(x)
+    x = layers.Conv2D(f3, 1, name=conv_base + "2c", use_bias=use_bias)(x)
     x = BatchNorm(frozen=frozen_bn, name=bn_base + "2c")(x)
     if projection:
-        shortcut = layers.Conv2D(f3, 1, strides=strides, name=conv_base + "1")(shortcut)
+        shortcut = layers.Conv2D(f3, 1, strides=strides, name=conv_base + "1",
+                                 use_bias=use_bias)(shortcut)
         shortcut = BatchNorm(frozen=frozen_bn, name=bn_base + "1")(shortcut)
     x = layers.Add()([x, shortcut])
     return layers.Activation("relu", name=f"res{stage}{block}_out")(x)
@@ -71,18 +77,25 @@ def build_resnet(
     ``stage_blocks=(3, 4, 6, 3)``, ResNet-101 ``(3, 4, 23, 3)``, both with ``width=64``.
     """
     image = keras.Input(shape=(None, None, channels), name="input_image")
+    return keras.Model(image, resnet_stages(image, stage_blocks, width, frozen_bn)[1:],
+                       name=name)
+
+
+def resnet_stages(image, stage_blocks: Sequence[int], width: int = 64, frozen_bn: bool = True,
+                  stage5: bool = True) -> list:
+    """Apply the ResNet layers to ``image``: [C1, C2, C3, C4, C5] (C5 None without stage5)."""
     x = layers.ZeroPadding2D(3)(image)
     x = layers.Conv2D(width, 7, strides=2, name="conv1")(x)
     x = BatchNorm(frozen=frozen_bn, name="bn_conv1")(x)
     x = layers.Activation("relu")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-    outputs = []
-    for stage_index, num_blocks in enumerate(stage_blocks):
+    outputs = [x]
+    for stage_index, num_blocks in enumerate(stage_blocks if stage5 else stage_blocks[:3]):
         stage = stage_index + 2
         inner = width * 2**stage_index
         filters = (inner, inner, 4 * inner)
         for block_index in range(num_blocks):
-            x = _bottleneck(
+            x = bottleneck_block(
                 x,
                 filters,
                 stage,
@@ -92,4 +105,4 @@ def build_resnet(
                 frozen_bn=frozen_bn,
             )
         outputs.append(x)
-    return keras.Model(image, outputs, name=name)
+    return outputs if stage5 else [*outputs, None]

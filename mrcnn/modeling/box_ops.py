@@ -79,3 +79,11 @@ def trim_zero_rows(boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Drop all-zero padding rows of boxes [N, 4]; returns (boxes, bool[N] kept)."""
     non_zeros = tf.cast(tf.reduce_sum(tf.abs(boxes), axis=1), tf.bool)
     return tf.boolean_mask(boxes, non_zeros), non_zeros
+
+
+def denorm_boxes(boxes: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
+    """Normalized boxes -> int32 pixels (y2, x2 exclusive), for an image of shape (height, width)."""
+    h, w = tf.unstack(tf.cast(shape[:2], tf.float32))
+    scale = tf.stack([h, w, h, w]) - 1.0
+    shift = tf.constant([0.0, 0.0, 1.0, 1.0])
+    return tf.cast(tf.round(tf.cast(boxes, tf.float32) * scale + shift), tf.int32)

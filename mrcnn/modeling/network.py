@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from mrcnn.config import BACKBONE_STAGE_BLOCKS, LOSS_NAMES, Config
 from mrcnn.geometry.anchors import anchors_for_image_shape
-from mrcnn.modeling import box_ops, losses
+from mrcnn.modeling import box_ops, inspection, losses
 from mrcnn.modeling.backbone import build_resnet
 from mrcnn.modeling.detection import DetectionLayer
 from mrcnn.modeling.detection_targets import DetectionTargetLayer
@@ -131,34 +131,80 @@ class MaskRCNNNetwork(keras.Model):
         return pyramid, _float32(run_rpn(self.rpn, pyramid))
 
     def _classify(self, rois, image_shape, feature_maps, training):
+        """(pooled [B, N, pool, pool, depth], (logits [B, N, C], probs, deltas [B, N, C, 4]))."""
         pooled = self.roi_align_classifier(rois, image_shape, feature_maps)
         batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
         flat = tf.reshape(pooled, [-1, *pooled.shape[2:]])
         logits, probs, deltas = _float32(self.classifier_head(flat, training=training))
         num_classes = self.config.NUM_CLASSES
-        return (tf.reshape(logits, [batch, count, num_classes]),
-                tf.reshape(probs, [batch, count, num_classes]),
-                tf.reshape(deltas, [batch, count, num_classes, 4]))
+        return pooled, (tf.reshape(logits, [batch, count, num_classes]),
+                        tf.reshape(probs, [batch, count, num_classes]),
+                        tf.reshape(deltas, [batch, count, num_classes, 4]))
 
     def _segment(self, rois, image_shape, feature_maps, training):
+        """(pooled [B, N, mask_pool, mask_pool, depth], masks [B, N, h, w, C] probabilities)."""
         pooled = self.roi_align_mask(rois, image_shape, feature_maps)
         batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
         masks = tf.cast(self.mask_head(tf.reshape(pooled, [-1, *pooled.shape[2:]]),
                                        training=training), tf.float32)
-        return tf.reshape(masks, [batch, count, *masks.shape[1:]])
+        return pooled, tf.reshape(masks, [batch, count, *masks.shape[1:]])
 
     # ----------------------------------------------------------------------------------------
     # Inference
     def call(self, inputs, training=False):
+        stages = self.inference_stages(inputs)
+        return {"detections": stages["mrcnn_detection"], "masks": stages["mrcnn_mask"]}
+
+    def inference_stages(self, inputs) -> dict[str, tf.Tensor]:
+        """Every named intermediate of inference, keyed by Matterport's layer/tensor names.
+
+        Takes the inputs of ``call``. Returns ``fpn_p2`` .. ``fpn_p6``, ``rpn_class_logits``,
+        ``rpn_class``, ``rpn_bbox`` [B, A, ...], ``ROI`` (proposals) with the ProposalLayer's
+        own stages as ``ROI/<stage>`` (see :meth:`ProposalLayer.stages`),
+        ``roi_align_classifier``, ``mrcnn_class_logits``, ``mrcnn_class``, ``mrcnn_bbox`` (per
+        proposal), ``mrcnn_detection``, ``roi_align_mask`` and ``mrcnn_mask`` (per detection).
+        """
         images = inputs["input_image"]
         image_shape = tf.shape(images)[1:3]
-        pyramid, (_, rpn_probs, rpn_deltas) = self._inference_trunk(images, training=False)
-        rois = self.inference_proposals(rpn_probs, rpn_deltas, inputs["input_anchors"])
-        _, probs, deltas = self._classify(rois, image_shape, pyramid[:4], training=False)
+        pyramid, (rpn_logits, rpn_probs, rpn_deltas) = self._inference_trunk(images,
+                                                                              training=False)
+        proposal_stages = self.inference_proposals.stages(rpn_probs, rpn_deltas,
+                                                          inputs["input_anchors"])
+        rois = proposal_stages["proposals"]
+        pooled, (logits, probs, deltas) = self._classify(rois, image_shape, pyramid[:4],
+                                                         training=False)
         windows = box_ops.norm_boxes(inputs["input_image_meta"][:, META_WINDOW], image_shape)
         detections = self.detection(rois, probs, deltas, windows)
-        masks = self._segment(detections[..., :4], image_shape, pyramid[:4], training=False)
-        return {"detections": detections, "masks": masks}
+        pooled_masks, masks = self._segment(detections[..., :4], image_shape, pyramid[:4],
+                                            training=False)
+        return {
+            **{f"fpn_p{level + 2}": p for level, p in enumerate(pyramid)},
+            "rpn_class_logits": rpn_logits, "rpn_class": rpn_probs, "rpn_bbox": rpn_deltas,
+            **{f"ROI/{name}": t for name, t in proposal_stages.items() if name != "proposals"},
+            "ROI": rois, "roi_align_classifier": pooled, "mrcnn_class_logits": logits,
+            "mrcnn_class": probs, "mrcnn_bbox": deltas, "mrcnn_detection": detections,
+            "roi_align_mask": pooled_masks, "mrcnn_mask": masks,
+        }
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name, searched through the sub-models too (Matterport's flat namespace).
+
+        The graph stages that Matterport exposed as layers but that run eagerly here (``ROI``,
+        ``rpn_class``, ``mrcnn_detection``, ...) come back as a
+        :class:`mrcnn.modeling.inspection.GraphStage`, whose ``.output`` names the stage for
+        ``MaskRCNN.run_graph``.
+        """
+        if name is None or index is not None:
+            return super().get_layer(name, index)
+        if name in inspection.GRAPH_STAGES:
+            layer = next((layer for layer in self.layers if layer.name == name), None)
+            return inspection.GraphStage(name, layer)
+        for model in (self, *self.parts):
+            found = next((layer for layer in model.layers if layer.name == name), None)
+            if found is not None:
+                return found
+        raise ValueError(f"no layer named {name!r} in {self.name} or its sub-models "
+                         f"{[part.name for part in self.parts]}")
 
     # ----------------------------------------------------------------------------------------
     # Training
@@ -173,7 +219,7 @@ class MaskRCNNNetwork(keras.Model):
         rois, target_class_ids, target_deltas, target_masks = self.detection_targets(
             proposals, batch["input_gt_class_ids"], gt_boxes, batch["input_gt_masks"]
         )
-        logits, _, deltas = self._classify(rois, image_shape, pyramid[:4], training)
+        _, (logits, _, deltas) = self._classify(rois, image_shape, pyramid[:4], training)
         # The mask head runs on the real positives only (as in torchvision), not on every slot
         # reserved for them: it is the costliest head, and most slots are padding.
         positives = tf.where(target_class_ids[:, :self.detection_targets.max_positives] > 0)

@@ -28,29 +28,43 @@ class ProposalLayer(keras.layers.Layer):
         self.rpn_bbox_std_dev = [float(v) for v in rpn_bbox_std_dev]
 
     def call(self, rpn_probs, rpn_deltas, anchors):
+        return self.stages(rpn_probs, rpn_deltas, anchors)["proposals"]
+
+    def stages(self, rpn_probs, rpn_deltas, anchors) -> dict[str, tf.Tensor]:
+        """Every intermediate of ``call`` under Matterport's tensor names (for ``run_graph``).
+
+        K = min(pre_nms_limit, A): ``pre_nms_anchors`` [B, K, 4] (the top-K anchors by score),
+        ``refined_anchors`` [B, K, 4] (deltas applied), ``refined_anchors_clipped`` [B, K, 4],
+        ``rpn_non_max_suppression`` int32[B, proposal_count] (rows of the clipped anchors that
+        NMS kept, -1 padded) and ``proposals`` [B, proposal_count, 4]; all normalized.
+        """
         scores = rpn_probs[:, :, 1]
         deltas = rpn_deltas * tf.constant(self.rpn_bbox_std_dev, dtype=rpn_deltas.dtype)
         k = tf.minimum(self.pre_nms_limit, tf.shape(anchors)[0])
         scores, top = tf.math.top_k(scores, k=k, sorted=True)
         deltas = tf.gather(deltas, top, batch_dims=1)
-        boxes = tf.gather(tf.cast(anchors, deltas.dtype), top)
-        boxes = box_ops.apply_box_deltas(boxes, deltas)
-        boxes = box_ops.clip_boxes(boxes, tf.constant([0.0, 0.0, 1.0, 1.0], boxes.dtype))
+        pre_nms_anchors = tf.gather(tf.cast(anchors, deltas.dtype), top)
+        refined = box_ops.apply_box_deltas(pre_nms_anchors, deltas)
+        boxes = box_ops.clip_boxes(refined, tf.constant([0.0, 0.0, 1.0, 1.0], refined.dtype))
 
         def nms(args):
             image_boxes, image_scores = args
             keep = tf.image.non_max_suppression(
                 image_boxes, image_scores, self.proposal_count, self.nms_threshold
             )
-            kept = tf.gather(image_boxes, keep)
-            padding = tf.maximum(self.proposal_count - tf.shape(kept)[0], 0)
-            return tf.pad(kept, [(0, padding), (0, 0)])
+            padding = tf.maximum(self.proposal_count - tf.shape(keep)[0], 0)
+            return (tf.pad(tf.gather(image_boxes, keep), [(0, padding), (0, 0)]),
+                    tf.pad(keep, [(0, padding)], constant_values=-1))
 
-        proposals = tf.map_fn(
-            nms, (boxes, scores), fn_output_signature=tf.TensorSpec([None, 4], boxes.dtype)
+        proposals, kept = tf.map_fn(
+            nms, (boxes, scores),
+            fn_output_signature=(tf.TensorSpec([None, 4], boxes.dtype),
+                                 tf.TensorSpec([None], tf.int32)),
         )
         proposals.set_shape([None, self.proposal_count, 4])
-        return proposals
+        return {"pre_nms_anchors": pre_nms_anchors, "refined_anchors": refined,
+                "refined_anchors_clipped": boxes, "rpn_non_max_suppression": kept,
+                "proposals": proposals}
 
     def get_config(self):
         return {

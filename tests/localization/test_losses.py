@@ -30,7 +30,7 @@ def test_giou_loss_uses_the_golden_giou():
 
 
 def test_weighted_cross_entropy_matches_pytorch_weighted_mean():
-    """Seed parity: F.cross_entropy(weight=w) = sum(w_y * ce) / sum(w_y)."""
+    """PyTorch parity: F.cross_entropy(weight=w) = sum(w_y * ce) / sum(w_y)."""
     logits = np.array([[2.0, -1.0], [0.5, 0.2], [-0.3, 1.5]], dtype="float32")
     labels = np.array([0, 1, 1])
     weights = np.array([0.35, 0.65])

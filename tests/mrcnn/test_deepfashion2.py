@@ -1,4 +1,4 @@
-"""DeepFashion2 per-image JSON loader, upper/lower grouping and the seeded split of seed 000."""
+"""DeepFashion2 per-image JSON loader, upper/lower grouping and the seeded split."""
 
 from __future__ import annotations
 

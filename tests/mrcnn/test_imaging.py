@@ -67,7 +67,7 @@ def test_resize_image_crop_returns_a_crop_of_the_scaled_image(image):
     out, window, scale, padding, crop = resize_image(image, 32, 128, 0, "crop", rng=rng)
     assert out.shape == (32, 32, 3) and window == (0, 0, 32, 32)
     y, x, h, w = crop
-    scaled = resize(image, (32, 53))
+    scaled = resize(image, (32, 53), preserve_range=True).astype(np.uint8)  # Matterport's cast
     np.testing.assert_array_equal(out, scaled[y : y + h, x : x + w])
 
 
@@ -167,7 +167,12 @@ def test_image_meta_round_trip_single_and_batched():
 
 
 def test_resize_handles_many_channels_and_bool():
-    masks = np.zeros((10, 10, 600), dtype=bool)  # more channels than one cv2 call takes
+    """A stack of 600 instance masks resizes in one call; bool comes back as Matterport's
+    resize gives it: 0..1 floats (bilinear) or bool (nearest)."""
+    masks = np.zeros((10, 10, 600), dtype=bool)
     masks[2:8, 2:8, 599] = True
-    out = resize(masks, (20, 20), order=0)
-    assert out.shape == (20, 20, 600) and out.dtype == bool and out[4:16, 4:16, 599].all()
+    out = resize(masks, (20, 20))
+    assert out.shape == (20, 20, 600) and out.dtype == np.float64
+    assert (out[5:15, 5:15, 599] == 1).all() and not out[:, :, :599].any()
+    nearest = resize(masks, (20, 20), order=0)
+    assert nearest.dtype == bool and nearest[4:16, 4:16, 599].all()

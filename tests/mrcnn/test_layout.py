@@ -90,7 +90,7 @@ def test_top_level_of_mrcnn_is_the_public_face_only():
     """Opening mrcnn/ shows Matterport's modules and the CLI; internals sit in named rooms."""
     modules = {p.stem for p in MRCNN.glob("*.py")} - {"__init__"}
     packages = {p.name for p in MRCNN.iterdir() if (p / "__init__.py").exists()}
-    assert modules == {"config", "model", "utils", "visualize", "cli"}
+    assert modules == {"config", "model", "utils", "visualize", "parallel_model", "cli"}
     assert packages == set(ALLOWED)
 
 

@@ -146,7 +146,7 @@ def write_deepfashion2(root: Path, count: int) -> None:
 
 
 def test_deepfashion2_prepare_train_evaluate_upper_lower(tmp_path):
-    """Seed 000: split the official layout, then run with the upper/lower classes."""
+    """DeepFashion2: split the official layout, then run with the upper/lower classes."""
     df2 = sample("deepfashion2")
     write_deepfashion2(tmp_path / "df2", count=10)
     split = tmp_path / "split"

@@ -1,4 +1,4 @@
-"""DeepFashion2 in its official layout, and the seeded train/val/test split of seed 000.
+"""DeepFashion2 in its official layout, its upper/lower grouping and a seeded train/val/test split.
 
 Layout (``subset`` is ``train``, ``validation``, ... or a split made by :func:`prepare_split`)::
 
@@ -46,8 +46,8 @@ CATEGORY_NAMES = (
     "vest", "sling", "shorts", "trousers", "skirt",
     "short sleeve dress", "long sleeve dress", "vest dress", "sling dress",
 )
-# Seed 000's grouping. Its map names a "dress" category that DeepFashion2 does not have; the
-# four dress categories (10..13) are what it meant, and they cover the upper body.
+# The upper/lower grouping: shorts, trousers and skirt are "lower"; every other category is
+# "upper", the four dress categories (10..13) included, as a dress covers the upper body.
 UPPER_LOWER_NAMES = ("upper", "lower")
 UPPER_LOWER = {category_id: 2 if name in ("shorts", "trousers", "skirt") else 1
                for category_id, name in enumerate(CATEGORY_NAMES, start=1)}
@@ -70,7 +70,8 @@ class DeepFashion2Dataset(Dataset):
                           class_scheme: str = "categories",
                           max_images: int | None = None) -> None:
         """Register one subset. class_scheme: ``"categories"`` (the 13 DeepFashion2 classes)
-        or ``"upper_lower"`` (seed 000's two classes). max_images: first N files by name."""
+        or ``"upper_lower"`` (``upper`` / ``lower``, see ``UPPER_LOWER``). max_images: first N
+        files by name."""
         if class_scheme not in CLASS_SCHEMES:
             raise ValueError(f"class_scheme must be one of {CLASS_SCHEMES}, got {class_scheme!r}")
         subset_dir = Path(dataset_dir) / subset
@@ -169,7 +170,7 @@ def prepare_split(source_dir: str | Path, output_dir: str | Path,
                   ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42,
                   max_images: int | None = None, source_subset: str = "train",
                   link: str = "auto", overwrite: bool = False) -> dict[str, list[str]]:
-    """Seed 000's split: shuffle the annotated images of one subset, cut train/val/test.
+    """A reproducible split: shuffle the annotated images of one subset, cut train/val/test.
 
     Images with a matching ``annos/*.json`` are sorted by name, shuffled with
     ``random.Random(seed)`` (sorting first makes the split the same on every file system),
