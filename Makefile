@@ -1,13 +1,15 @@
 PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
+# The exact versions CI tests (constraints.txt); `make install CONSTRAINTS=` installs unpinned.
+CONSTRAINTS ?= -c constraints.txt
 
 .PHONY: install install-test demo test test-slow lint mutants
 
 install:
-	$(PIP) install -e ".[cpu]"
+	$(PIP) install -e ".[cpu]" $(CONSTRAINTS)
 
 install-test:
-	$(PIP) install -e ".[cpu,test]"
+	$(PIP) install -e ".[cpu,test]" $(CONSTRAINTS)
 
 # Train Mask R-CNN from scratch on synthetic shapes (CPU), evaluate it and write detection PNGs.
 demo: install

@@ -1,4 +1,4 @@
-"""``build_localizer``: one box and one class per image (seed 002), as a serializable Keras model.
+"""``build_localizer``: one box and one class per image, as a serializable Keras model.
 
 Input: RGB images ``[B, H, W, 3]``, float pixel values in ``[0, 255]`` already resized to
 ``input_shape``. The per-channel mean/std of the training set live inside the model (a
