@@ -6,5 +6,5 @@
   mini-masks, pasting masks back).
 
 ``data/`` uses it to build inputs and targets, ``modeling/`` and ``evaluation/`` to read outputs.
-May import: numpy, OpenCV, scikit-image. Never another ``mrcnn`` subpackage.
+May import: numpy, SciPy, scikit-image. Never another ``mrcnn`` subpackage.
 """
