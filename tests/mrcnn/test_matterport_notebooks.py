@@ -8,7 +8,11 @@ here, balloon a tiny VIA project, the weights files are tiny-config Matterport-l
 files saved here, step and image counts are 1-2, images 64 px (the tiny preset's sizes on the
 samples' Config classes), and DETECTION_MIN_CONFIDENCE is 0 (untrained weights are never
 confident: the detection cells would have nothing to show). Plots go to matplotlib's Agg
-(tests/conftest.py).
+(tests/conftest.py). The call sequences follow Matterport's notebooks as stored in its
+repository's history (root inspect_data/inspect_model/train_shapes.ipynb of the early layout,
+samples/shapes/train_shapes.ipynb, samples/demo.ipynb, samples/coco/inspect_weights.ipynb) and
+copies of samples/balloon/inspect_balloon_model.ipynb in forks; the train_shapes test is
+marked slow.
 Where a call cannot mean the same on Keras 3, the nearest working call is used and the
 comment says "Keras 3:" (the README's "Coming from Matterport" lists them).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
 from pathlib import Path
 
@@ -25,6 +30,7 @@ import matplotlib.patches as patches
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import skimage.io
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
@@ -95,13 +101,16 @@ def draw(path: Path, polygons) -> None:
 
 
 def write_coco(root: Path) -> Path:
-    """Matterport's 2014 COCO layout: annotations/instances_{minival,val}2014.json, val2014/."""
-    (root / "val2014").mkdir(parents=True)
-    (root / "annotations").mkdir()
+    """Matterport's 2014 COCO layout: annotations/instances_{train,minival,val}2014.json,
+    train2014/ and val2014/ (minival's images are in val2014/), the same two images in each."""
+    (root / "annotations").mkdir(parents=True)
+    for folder in ("train2014", "val2014"):
+        (root / folder).mkdir()
     images, annotations = [], []
     for image_id, instances in enumerate(INSTANCES, start=1):
         name = f"COCO_val2014_{image_id:012d}.jpg"
-        draw(root / "val2014" / name, [points for _, points in instances])
+        for folder in ("train2014", "val2014"):
+            draw(root / folder / name, [points for _, points in instances])
         images.append({"id": image_id, "file_name": name, "height": 48, "width": SIZE})
         for category_id, points in instances:
             xs, ys = points[::2], points[1::2]
@@ -111,7 +120,7 @@ def write_coco(root: Path) -> Path:
                 "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]})
     categories = [{"id": i, "name": COCO_NAMES.get(i, f"category {i}")} for i in COCO_IDS]
     data = json.dumps({"images": images, "annotations": annotations, "categories": categories})
-    for subset in ("minival", "val"):
+    for subset in ("train", "minival", "val"):
         (root / "annotations" / f"instances_{subset}2014.json").write_text(data)
     return root
 
@@ -229,8 +238,9 @@ def test_demo_notebook_detects_with_downloaded_coco_weights(coco_model, tmp_path
     assert_holds(model, COCO_MODEL_PATH, CHECKED_LAYERS)
 
     class_names = ["BG"] + [COCO_NAMES.get(i, f"category {i}") for i in COCO_IDS]
-    file_names = sorted(p.name for p in IMAGE_DIR.iterdir())
-    image = np.asarray(Image.open(IMAGE_DIR / random.choice(file_names)))
+    # Load a random image from the images folder
+    file_names = next(os.walk(IMAGE_DIR))[2]
+    image = skimage.io.imread(os.path.join(IMAGE_DIR, random.choice(file_names)))
 
     results = model.detect([image], verbose=1)
     r = results[0]
@@ -248,10 +258,16 @@ def test_demo_notebook_detects_with_downloaded_coco_weights(coco_model, tmp_path
 
 # ------------------------------------------------------------------------------------------
 # samples/shapes/train_shapes.ipynb
+@pytest.mark.slow
 def test_train_shapes_notebook_trains_heads_then_all_and_detects(coco_model, tmp_path):
     """train_shapes.ipynb: COCO weights without the heads -> train heads -> train all ->
     find_last -> detect -> mAP. A user would see a crash, the heads loaded with the wrong
-    class count, no checkpoint to continue from, or an mAP outside [0, 1]."""
+    class count, no checkpoint to continue from, or an mAP outside [0, 1].
+
+    Slow (about 70-80 s on 2 CPU threads): it builds a training model and traces its train
+    step twice (heads, then all layers, as the notebook does), then builds a second inference
+    model; the default suite's 15-minute budget leaves it to ``-m slow``.
+    """
     _, COCO_MODEL_PATH = coco_model  # noqa: N806
     MODEL_DIR = tmp_path / "logs"  # noqa: N806
     ShapesConfig = tiny(sample("shapes").ShapesConfig)  # noqa: N806
@@ -383,12 +399,15 @@ def inspect_data_cells(dataset, config) -> None:
     original_shape = image.shape
     image, window, scale, padding, _ = utils.resize_image(
         image, min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
-        min_scale=config.IMAGE_MIN_SCALE, mode=config.IMAGE_RESIZE_MODE)
+        mode=config.IMAGE_RESIZE_MODE)
     mask = utils.resize_mask(mask, scale, padding)
     bbox = utils.extract_bboxes(mask)
+    print("image_id: ", image_id, dataset.image_reference(image_id))
     print("Original shape: ", original_shape)
     log("image", image)
     log("mask", mask)
+    log("class_ids", class_ids)
+    log("bbox", bbox)
     assert image.shape == (SIZE, SIZE, 3) and mask.shape[:2] == (SIZE, SIZE)
     assert tuple(window) == (8, 0, 56, 64) and scale == 1.0  # 48x64 padded to a square
     assert np.all(bbox[:, 0] >= window[0]) and np.all(bbox[:, 2] <= window[2])
@@ -426,6 +445,10 @@ def inspect_data_cells(dataset, config) -> None:
     num_levels = len(backbone_shapes)
     anchors_per_cell = len(config.RPN_ANCHOR_RATIOS)
     print("Count: ", anchors.shape[0])
+    print("Scales: ", config.RPN_ANCHOR_SCALES)
+    print("ratios: ", config.RPN_ANCHOR_RATIOS)
+    print("Anchors per Cell: ", anchors_per_cell)
+    print("Levels: ", num_levels)
     anchors_per_level = []
     for level in range(num_levels):
         num_cells = backbone_shapes[level][0] * backbone_shapes[level][1]
@@ -443,6 +466,8 @@ def inspect_data_cells(dataset, config) -> None:
         colors = visualize.random_colors(levels)
         level_start = sum(anchors_per_level[:level])
         level_anchors = anchors[level_start:level_start + anchors_per_level[level]]
+        print(f"Level {level}. Anchors: {level_anchors.shape[0]:6}  "
+              f"Feature map Shape: {backbone_shapes[level]}")
         center_cell = backbone_shapes[level] // 2
         center_anchor = anchors_per_cell * (
             (center_cell[0] * backbone_shapes[level][1] / config.RPN_ANCHOR_STRIDE**2)
@@ -581,7 +606,7 @@ def test_inspect_data_notebook_on_a_coco_dataset(coco):
     config = tiny(coco_module.CocoConfig)()
     dataset = coco_module.CocoDataset()
     # Our default year is 2017; Matterport's was 2014.
-    dataset.load_coco(COCO_DIR, "val", year="2014")
+    dataset.load_coco(COCO_DIR, "train", year="2014")
     dataset.prepare()
     assert dataset.num_classes == 81 and len(dataset.image_ids) == 2
     inspect_data_cells(dataset, config)
@@ -602,9 +627,9 @@ def test_inspect_balloon_data_notebook_on_a_via_project(tmp_path):
 
 # ------------------------------------------------------------------------------------------
 # samples/coco/inspect_model.ipynb and samples/balloon/inspect_balloon_model.ipynb
-def inspect_model_cells(model, dataset, config) -> None:
-    """The cells the two inspect-model notebooks share, in their order, once the model has its
-    weights: detection, precision-recall, batch mAP, then the pipeline step by step."""
+def run_detection_cell(model, dataset, config):
+    """The "Run Detection" cell, the first one both inspect-model notebooks run once the model
+    has its weights; returns the notebook's variables the later cells use."""
     image_id = random.choice(dataset.image_ids)
     image, image_meta, gt_class_id, gt_bbox, gt_mask = modellib.load_image_gt(
         dataset, config, image_id, use_mini_mask=False)
@@ -622,8 +647,12 @@ def inspect_model_cells(model, dataset, config) -> None:
     log("gt_class_id", gt_class_id)
     log("gt_bbox", gt_bbox)
     log("gt_mask", gt_mask)
+    return image, gt_class_id, gt_bbox, gt_mask, r
 
-    # Precision-Recall
+
+def precision_recall_cells(model, dataset, config, gt_class_id, gt_bbox, gt_mask, r) -> None:
+    """inspect_model.ipynb's "Precision-Recall" and "Compute mAP @ IoU=50 on Batch of Images"
+    (inspect_balloon_model.ipynb goes from the detection to the colour splash instead)."""
     AP, precisions, recalls, overlaps = utils.compute_ap(  # noqa: N806
         gt_bbox, gt_class_id, gt_mask, r["rois"], r["class_ids"], r["scores"], r["masks"])
     assert 0.0 <= AP <= 1.0
@@ -654,6 +683,15 @@ def inspect_model_cells(model, dataset, config) -> None:
     print("mAP @ IoU=50: ", np.mean(APs))
     assert len(APs) == 2 and all(0.0 <= ap <= 1.0 for ap in APs)
 
+
+def step_by_step_cells(model, dataset, config, image, gt_class_id, gt_bbox, gt_mask, r, *,
+                       coco_notebook: bool) -> None:
+    """The "Step by Step Prediction" cells both inspect-model notebooks end with: RPN targets
+    and predictions, proposal classification, masks, activations (``r`` is the detection's).
+
+    coco_notebook: also inspect_model.ipynb's cells that inspect_balloon_model.ipynb does not
+    have (the RPN recall, the RPN delta histograms and the proposal coordinate scatter).
+    """
     # Stage 1: Region Proposal Network -- RPN targets
     target_rpn_match, target_rpn_bbox = modellib.build_rpn_targets(
         image.shape, model.anchors, gt_class_id, gt_bbox, model.config)
@@ -724,15 +762,19 @@ def inspect_model_cells(model, dataset, config) -> None:
     np.testing.assert_allclose(proposals[:len(kept)],
                                utils.norm_boxes(refined_anchors_clipped[kept], (h, w))
                                * np.array([h, w, h, w]), atol=1.5)
-    # Measure the RPN recall (percent of objects covered by anchors)
-    iou_threshold = 0.7
-    recall, positive_anchor_ids = utils.compute_recall(model.anchors, gt_bbox, iou_threshold)
-    print(f"All Anchors ({model.anchors.shape[0]:5})       Recall: {recall:.3f}  Positive anchors: {len(positive_anchor_ids)}")
-    assert 0.0 <= recall <= 1.0 and len(positive_anchor_ids) <= model.anchors.shape[0]
-    recall, positive_anchor_ids = utils.compute_recall(rpn["refined_anchors"][0], gt_bbox,
-                                                       iou_threshold)
-    recall, positive_anchor_ids = utils.compute_recall(proposals, gt_bbox, iou_threshold)
-    assert 0.0 <= recall <= 1.0
+    if coco_notebook:
+        # Measure the RPN recall (percent of objects covered by anchors)
+        iou_threshold = 0.7
+        recall, positive_anchor_ids = utils.compute_recall(model.anchors, gt_bbox, iou_threshold)
+        print(f"All Anchors ({model.anchors.shape[0]:5})       Recall: {recall:.3f}  Positive anchors: {len(positive_anchor_ids)}")
+        assert 0.0 <= recall <= 1.0 and len(positive_anchor_ids) <= model.anchors.shape[0]
+        recall, positive_anchor_ids = utils.compute_recall(rpn["refined_anchors"][0], gt_bbox,
+                                                           iou_threshold)
+        print(f"Refined Anchors ({rpn['refined_anchors'].shape[1]:5})   Recall: {recall:.3f}  Positive anchors: {len(positive_anchor_ids)}")
+        assert 0.0 <= recall <= 1.0
+        recall, positive_anchor_ids = utils.compute_recall(proposals, gt_bbox, iou_threshold)
+        print(f"Post NMS Anchors ({proposals.shape[0]:5})  Recall: {recall:.3f}  Positive anchors: {len(positive_anchor_ids)}")
+        assert 0.0 <= recall <= 1.0
 
     # Stage 2: Proposal Classification
     mrcnn = model.run_graph([image], [
@@ -866,9 +908,12 @@ def inspect_model_cells(model, dataset, config) -> None:
     np.testing.assert_array_equal(unmolded, image)
     _ = plt.imshow(unmolded)
     # Backbone feature map
-    assert_drawn(display_images(np.transpose(activations["res2c_out"][0, :, :, :4], [2, 0, 1])),
-                 images=4)
+    assert_drawn(display_images(np.transpose(activations["res2c_out"][0, :, :, :4], [2, 0, 1]),
+                                cols=4), images=4)
     assert activations["res2c_out"].shape[1:3] == (SIZE // 4, SIZE // 4)
+    if not coco_notebook:
+        plt.close("all")
+        return
     # Histograms of RPN bounding box deltas
     plt.figure(figsize=(12, 3))
     for k, title in enumerate(("dy", "dx", "dw", "dh")):
@@ -904,17 +949,22 @@ def test_inspect_model_notebook_on_coco_weights(coco, coco_model):
     print("Loading weights ", weights_path)
     model.load_weights(weights_path, by_name=True)
     assert_holds(model, weights_path, CHECKED_LAYERS)
-    inspect_model_cells(model, dataset, config)
+    image, gt_class_id, gt_bbox, gt_mask, r = run_detection_cell(model, dataset, config)
+    precision_recall_cells(model, dataset, config, gt_class_id, gt_bbox, gt_mask, r)
+    step_by_step_cells(model, dataset, config, image, gt_class_id, gt_bbox, gt_mask, r,
+                       coco_notebook=True)
 
 
 def test_inspect_balloon_model_notebook_on_balloon_weights(tmp_path):
-    """inspect_balloon_model.ipynb: the inspect-model cells plus the colour splash, with a
-    balloon .h5 on a VIA project; a user would see a crash or a splash that is not the
-    detections' pixels."""
+    """inspect_balloon_model.ipynb: the last balloon checkpoint (find_last) -> detection ->
+    colour splash -> the step-by-step cells, on a VIA project; a user would see a crash, no
+    checkpoint found, or a splash that is not the detections' pixels."""
     balloon = sample("balloon")
-    BALLOON_DIR = write_balloon(tmp_path / "balloon")  # noqa: N806
+    MODEL_DIR = tmp_path / "logs"  # noqa: N806
     config = tiny(balloon.BalloonConfig)()
+    BALLOON_DIR = write_balloon(tmp_path / "balloon")  # noqa: N806
 
+    # Override the training configurations with a few changes for inferencing.
     class InferenceConfig(config.__class__):
         # Run detection on one image at a time
         GPU_COUNT = 1
@@ -929,30 +979,35 @@ def test_inspect_balloon_model_notebook_on_balloon_weights(tmp_path):
     dataset.prepare()
     print(f"Images: {len(dataset.image_ids)}\nClasses: {dataset.class_names}")
     with tf.device(DEVICE):
-        model = modellib.MaskRCNN(mode="inference", model_dir=tmp_path / "logs", config=config)
-    # A stand-in for trained balloon weights: the classifier calls every ROI a balloon
-    # (random weights on two classes mostly say background, and nothing would be detected).
+        model = modellib.MaskRCNN(mode="inference", model_dir=MODEL_DIR, config=config)
+    # A stand-in for a balloon training run's last checkpoint, where find_last looks: the
+    # classifier calls every ROI a balloon (random weights on two classes mostly say
+    # background, and nothing would be detected).
     logits = model.find_trainable_layer(model.keras_model.get_layer("mrcnn_class_logits"))
     kernel, bias = logits.get_weights()
     logits.set_weights([kernel, bias + np.array([0.0, 10.0], np.float32)])
-    BALLOON_WEIGHTS_PATH = release_weights(model, tmp_path / "mask_rcnn_balloon.h5")  # noqa: N806
-    weights_path = BALLOON_WEIGHTS_PATH
+    run = MODEL_DIR / "balloon20180101T0000"
+    run.mkdir(parents=True)
+    checkpoint = release_weights(model, run / "mask_rcnn_balloon_0030.h5")
+
+    # Or, load the last model you trained
+    weights_path = model.find_last()
     print("Loading weights ", weights_path)
     model.load_weights(weights_path, by_name=True)
+    assert Path(weights_path) == checkpoint
     assert_holds(model, weights_path, CHECKED_LAYERS)
 
-    # Color Splash (the notebook's illustration of balloon.py splash)
-    image_id = random.choice(dataset.image_ids)
-    image, image_meta, gt_class_id, gt_bbox, gt_mask = modellib.load_image_gt(
-        dataset, config, image_id, use_mini_mask=False)
-    r = model.detect([image], verbose=0)[0]
+    image, gt_class_id, gt_bbox, gt_mask, r = run_detection_cell(model, dataset, config)
+    # Color Splash (an illustration; balloon.py's splash command makes better images)
     splash = balloon.color_splash(image, r["masks"])
     assert_drawn(display_images([splash], cols=1))
     inside = r["masks"].any(axis=-1)
+    assert inside.any()
     np.testing.assert_array_equal(splash[inside], image[inside])
     assert np.all(splash[~inside][:, 0] == splash[~inside][:, 1])  # grey outside
 
-    inspect_model_cells(model, dataset, config)
+    step_by_step_cells(model, dataset, config, image, gt_class_id, gt_bbox, gt_mask, r,
+                       coco_notebook=False)
 
 
 # ------------------------------------------------------------------------------------------
