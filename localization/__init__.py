@@ -1,14 +1,39 @@
 """Single-object localization + classification: one box and one class per image (face mask)."""
 
-from localization.annotations import AnnotationError, LocalizationSample, load_annotations
-from localization.augment import BoxAugmenter
-from localization.boxes import compute_giou, compute_iou
-from localization.data import build_dataset, compute_channel_stats, stratified_split
-from localization.losses import BoxLoss, WeightedClassCrossEntropy, build_localization_losses
-from localization.metrics import MeanBoxIoU, compute_localization_metrics
-from localization.model import TINY_PRESET, SortBoxCorners, build_localizer
-from localization.optimizer import HeadGroupAdamW, build_optimizer
-from localization.training import compile_localizer, load_localizer, save_localizer
+import importlib
+
+# Public name -> defining module, imported on first use: ``import localization.cli`` (every
+# ``--help``) then stays free of TensorFlow, which takes seconds to load.
+_EXPORTS = {
+    **dict.fromkeys(("AnnotationError", "LocalizationSample", "load_annotations"),
+                    "localization.annotations"),
+    "BoxAugmenter": "localization.augment",
+    **dict.fromkeys(("compute_giou", "compute_iou"), "localization.boxes"),
+    **dict.fromkeys(("build_dataset", "compute_channel_stats", "stratified_split"),
+                    "localization.data"),
+    **dict.fromkeys(("BoxLoss", "WeightedClassCrossEntropy", "build_localization_losses"),
+                    "localization.losses"),
+    **dict.fromkeys(("MeanBoxIoU", "compute_localization_metrics"), "localization.metrics"),
+    **dict.fromkeys(("TINY_PRESET", "SortBoxCorners", "build_localizer"), "localization.model"),
+    **dict.fromkeys(("HeadGroupAdamW", "build_optimizer"), "localization.optimizer"),
+    **dict.fromkeys(("compile_localizer", "load_localizer", "save_localizer"),
+                    "localization.training"),
+}
+
+
+def __getattr__(name: str):
+    """The first public name loads them all: that registers every custom Keras object (layers,
+    losses, metrics) which ``keras.models.load_model`` needs, as the eager imports did."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'localization' has no attribute {name!r}")
+    for export, module in _EXPORTS.items():
+        globals()[export] = getattr(importlib.import_module(module), export)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "TINY_PRESET",

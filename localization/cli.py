@@ -12,36 +12,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
-import cv2
-import keras
 import numpy as np
 
 from localization.annotations import load_annotations, load_filename_list, resolve_image_path
-from localization.augment import BoxAugmenter
 from localization.config import LocalizerConfig, tiny_config
-from localization.data import (
-    build_dataset,
-    compute_channel_stats,
-    samples_to_arrays,
-    stratified_split,
-)
-from localization.inference import list_images, predict_images, write_submission
-from localization.metrics import compute_localization_metrics
-from localization.model import build_localizer, get_input_size
-from localization.training import (
-    build_callbacks,
-    compile_localizer,
-    load_localizer,
-    save_localizer,
-    save_training_curves,
-)
-from localization.visualize import draw_localization
 
+# TensorFlow/Keras modules are imported inside the commands that need them: ``--help`` and
+# argument errors answer at once, and quiet_tensorflow() runs before TensorFlow loads.
 logger = logging.getLogger(__name__)
 MODEL_FILE = "localizer.keras"
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Hide TensorFlow's C++ INFO/WARNING lines; call before TensorFlow is first imported.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (errors still print) unless the user set it or ``verbose``.
+    """
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _find_csv(dataset: Path, csv_name: str | None) -> Path:
@@ -87,6 +79,24 @@ def _load_table(args, config: LocalizerConfig, class_names=None):
 
 
 def command_train(args) -> int:
+    import keras
+
+    from localization.augment import BoxAugmenter
+    from localization.data import (
+        build_dataset,
+        compute_channel_stats,
+        samples_to_arrays,
+        stratified_split,
+    )
+    from localization.model import build_localizer, get_input_size
+    from localization.training import (
+        build_callbacks,
+        compile_localizer,
+        load_localizer,
+        save_localizer,
+        save_training_curves,
+    )
+
     config = _config(args)
     keras.utils.set_random_seed(config.SEED)
     table = _load_table(args, config)
@@ -145,6 +155,11 @@ def _metrics_table(metrics: dict) -> str:
 
 
 def command_evaluate(args) -> int:
+    from localization.data import stratified_split
+    from localization.inference import predict_images
+    from localization.metrics import compute_localization_metrics
+    from localization.training import load_localizer
+
     model_path = _model_path(args)
     model, class_names = load_localizer(model_path)
     saved = json.loads(model_path.with_suffix(".json").read_text()).get("config", {})
@@ -172,6 +187,12 @@ def command_evaluate(args) -> int:
 
 
 def command_predict(args) -> int:
+    import cv2
+
+    from localization.inference import list_images, predict_images
+    from localization.training import load_localizer
+    from localization.visualize import draw_localization
+
     model, class_names = load_localizer(_model_path(args))
     paths = list_images(args.image)
     truth = {}
@@ -202,6 +223,9 @@ def command_predict(args) -> int:
 
 
 def command_submission(args) -> int:
+    from localization.inference import predict_images, write_submission
+    from localization.training import load_localizer
+
     model, class_names = load_localizer(_model_path(args))
     dataset = Path(args.dataset)
     test_csv = Path(args.test_csv) if args.test_csv else dataset / "test.csv"
@@ -234,6 +258,8 @@ def build_parser(prog: str = "face_mask.py") -> argparse.ArgumentParser:
                          help="override a LocalizerConfig field (repeatable)")
         sub.add_argument("--preset", choices=("default", "tiny"), default="default",
                          help="tiny: 32 px, narrow layers (smoke runs)")
+        sub.add_argument("--verbose", action="store_true",
+                         help="show TensorFlow's C++ log lines (start-up, graph optimizer)")
         sub.set_defaults(handler=handler)
         return sub
 
@@ -261,6 +287,7 @@ def main(argv: list[str] | None = None, prog: str = "face_mask.py") -> int:
     """Entry point; returns the exit status (2 with a one-line reason on bad input)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser(prog).parse_args(argv)
+    quiet_tensorflow(args.verbose)
     try:
         return args.handler(args)
     except (ValueError, TypeError, OSError) as error:

@@ -37,6 +37,23 @@ class UsageError(Exception):
     """A mistake in the user's command or inputs: reported in one line, exit status 2."""
 
 
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: let TensorFlow's own C++ log lines through (see :func:`quiet_tensorflow`)."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ log lines (start-up, graph optimizer)")
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Hide TensorFlow's C++ INFO/WARNING lines; call before TensorFlow is first imported.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (errors still print) unless the user set it or ``verbose``.
+    Level 2, not 1: grappler's cost model logs a WARNING per CropAndResize (ROIAlign) op because
+    the number of boxes per pyramid level is only known at run time; it is harmless.
+    """
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 @dataclass(frozen=True)
 class SampleSpec:
     """What a sample script contributes to the common CLI.
@@ -75,6 +92,7 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
                          help="override a Config field (repeatable), e.g. IMAGE_MAX_DIM=256")
         sub.add_argument("--preset", choices=["tiny"],
                          help="tiny: 64 px images and narrow layers, to check a pipeline in seconds")
+        add_verbose_argument(sub)
         if command == "train":
             sub.add_argument("--schedule", choices=list(spec.schedules),
                              default=next(iter(spec.schedules)),
@@ -109,6 +127,7 @@ def main(spec: SampleSpec, argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 2 user error)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser(spec).parse_args(argv)
+    quiet_tensorflow(args.verbose)
     try:
         config = make_config(spec, args)
         if args.command == "train":

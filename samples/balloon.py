@@ -20,7 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mrcnn.cli import SampleSpec, UsageError, load_weights, main, make_config
+from mrcnn.cli import (
+    SampleSpec,
+    UsageError,
+    add_verbose_argument,
+    load_weights,
+    main,
+    make_config,
+    quiet_tensorflow,
+)
 from mrcnn.config import Config, ConfigError
 from mrcnn.data.dataset import DatasetError
 from mrcnn.data.datasets.via import ViaDataset
@@ -76,9 +84,11 @@ def splash(argv: list[str]) -> int:
     parser.add_argument("--out", default="splash")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--preset", choices=["tiny"])
+    add_verbose_argument(parser)
     parser.add_argument("--dataset", default="datasets/balloon")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    quiet_tensorflow(args.verbose)
     args.command = "splash"
     try:
         import mrcnn.model as modellib

@@ -23,7 +23,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mrcnn.cli import SampleSpec, UsageError, load_weights, main, make_config
+from mrcnn.cli import (
+    SampleSpec,
+    UsageError,
+    add_verbose_argument,
+    load_weights,
+    main,
+    make_config,
+    quiet_tensorflow,
+)
 from mrcnn.config import Config, ConfigError
 from mrcnn.data.datasets.kaggle_rle import mask_to_rle, save_submission
 from mrcnn.data.datasets.nucleus import (
@@ -67,7 +75,9 @@ def submit(argv: Sequence[str]) -> int:
     parser.add_argument("--out", default="results/nucleus")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--preset", choices=["tiny"])
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    quiet_tensorflow(args.verbose)
     args.command = "detect"
     try:
         import mrcnn.model as modellib

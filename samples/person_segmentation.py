@@ -16,12 +16,9 @@ other folders); ``--format kaggle --csv train.csv`` reads RLE masks; ``--format 
 --annotations person_keypoints_train2017.json --images train2017`` reads COCO persons.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
-
-from unet.cli import main  # noqa: E402
+from unet.cli import main  # quiets TensorFlow's C++ log lines unless --verbose
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,34 +7,39 @@ Typical use::
     model.compile("adam", loss=get_loss("bce_dice"), metrics=[DiceScore()])
 """
 
-from unet.blocks import SpatialSizeCheck
-from unet.losses import (
-    LOSS_NAMES,
-    BinaryCrossentropyLoss,
-    CombinedLoss,
-    DiceLoss,
-    EdgeWeightedCombinedLoss,
-    FocalTverskyLoss,
-    get_loss,
-)
-from unet.metrics import (
-    Confusion,
-    DiceScore,
-    IoUScore,
-    SegmentationEvaluator,
-    compute_confusion,
-)
-from unet.models import (
-    ARCHITECTURES,
-    InputNormalization,
-    build_inference_model,
-    build_unet,
-    classic_valid_output_size,
-    set_input_normalization,
-    size_divisor,
-)
-from unet.padding import Padding, center_crop, crop_to_shape, pad_to_multiple
-from unet.rle import decode_rle, encode_rle, validate_submission, write_submission
+import importlib
+
+# Public name -> defining module, imported on first use: ``import unet.cli`` (every
+# ``--help``) then stays free of TensorFlow, which takes seconds to load.
+_EXPORTS = {
+    "SpatialSizeCheck": "unet.blocks",
+    **dict.fromkeys(("LOSS_NAMES", "BinaryCrossentropyLoss", "CombinedLoss", "DiceLoss",
+                     "EdgeWeightedCombinedLoss", "FocalTverskyLoss", "get_loss"), "unet.losses"),
+    **dict.fromkeys(("Confusion", "DiceScore", "IoUScore", "SegmentationEvaluator",
+                     "compute_confusion"), "unet.metrics"),
+    **dict.fromkeys(("ARCHITECTURES", "InputNormalization", "build_inference_model",
+                     "build_unet", "classic_valid_output_size", "set_input_normalization",
+                     "size_divisor"), "unet.models"),
+    **dict.fromkeys(("Padding", "center_crop", "crop_to_shape", "pad_to_multiple"),
+                    "unet.padding"),
+    **dict.fromkeys(("decode_rle", "encode_rle", "validate_submission", "write_submission"),
+                    "unet.rle"),
+}
+
+
+def __getattr__(name: str):
+    """The first public name loads them all: that registers every custom Keras object (layers,
+    losses, metrics) which ``keras.models.load_model`` needs, as the eager imports did."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'unet' has no attribute {name!r}")
+    for export, module in _EXPORTS.items():
+        globals()[export] = getattr(importlib.import_module(module), export)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "ARCHITECTURES",

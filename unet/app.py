@@ -78,8 +78,8 @@ def browser_upload_mb(limits: UploadLimits) -> int:
 
 @st.cache_resource
 def load_model(path: str) -> keras.Model:
-    """Loaded once per process (cached), as a single-output inference model."""
-    return build_inference_model(keras.models.load_model(path))
+    """Loaded once per process (cached), as a single-output inference model (no loss needed)."""
+    return build_inference_model(keras.models.load_model(path, compile=False))
 
 
 def sidebar_options() -> CutoutOptions:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 from PIL import Image
 
@@ -24,15 +25,14 @@ from unet.data import (
     split_samples,
 )
 from unet.imaging import ImageReadError, list_image_files, read_image
-from unet.inference import predict_probability
-from unet.metrics import SegmentationEvaluator
-from unet.models import build_inference_model, build_unet, set_input_normalization
-from unet.pipeline import compute_pixel_stats, make_dataset
-from unet.postprocess import compose_cutout, compute_alpha, parse_color
 from unet.rle import encode_rle, validate_submission, write_submission
 from unet.synthetic import make_synthetic_people
-from unet.training import compile_model, completed_epochs, fit
 
+if TYPE_CHECKING:
+    import keras
+
+# TensorFlow/Keras (and scipy, via unet.postprocess) are imported inside the commands that need
+# them: ``--help`` and argument errors answer at once; quiet_tensorflow() runs before TF loads.
 logger = logging.getLogger(__name__)
 
 
@@ -45,7 +45,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Hide TensorFlow's C++ INFO/WARNING lines; call before TensorFlow is first imported.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (errors still print) unless the user set it or ``verbose``.
+    """
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _add_verbose(parser):
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ log lines (start-up, graph optimizer)")
+
+
 def _add_common(parser, weights_default):
+    _add_verbose(parser)
     parser.add_argument("--weights", default=weights_default,
                         help="none | imagenet | last | best | PATH to a .keras file")
     parser.add_argument("--logs", default="logs/person_segmentation",
@@ -94,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--out", required=True)
     synthetic.add_argument("--count", type=int, default=64)
     synthetic.add_argument("--size", type=int, default=128)
+    _add_verbose(synthetic)
     return parser
 
 
@@ -137,6 +153,12 @@ def report_skipped(skipped) -> None:
 
 def load_model(args, config) -> keras.Model:
     """The model named by ``--weights`` (a .keras file, last/best of --logs, or a new one)."""
+    import keras
+
+    import unet.losses
+    import unet.metrics  # noqa: F401 (with unet.models: registers the saved custom objects)
+    from unet.models import build_unet
+
     choice = args.weights
     if choice in ("none", "imagenet"):
         size = config.IMAGE_SIZE
@@ -152,6 +174,12 @@ def load_model(args, config) -> keras.Model:
 
 
 def command_train(args) -> int:
+    import keras
+
+    from unet.models import set_input_normalization
+    from unet.pipeline import compute_pixel_stats, make_dataset, steps_per_pass
+    from unet.training import compile_model, completed_epochs, fit
+
     config = load_config(args)
     if args.weights == "imagenet" and config.ARCH != "encoder":
         raise UsageError("--weights imagenet needs --set ARCH=encoder")
@@ -172,15 +200,18 @@ def command_train(args) -> int:
     compile_model(model, config.LOSS, config.LEARNING_RATE, config.RUN_EAGERLY)
     Path(args.logs).mkdir(parents=True, exist_ok=True)
     config.save(Path(args.logs) / "config.json")
+    # Repeated passes + explicit steps: Keras shows "N/N" and never runs out of input, also
+    # when an unreadable file is skipped (which leaves the dataset's length unknown).
     datasets = [
         make_dataset(part, model.input_shape[1:3], config.BATCH_SIZE, channels=config.CHANNELS,
-                     augment=config.AUGMENT and is_train, shuffle=is_train,
-                     repeat=is_train and args.steps_per_epoch is not None,
+                     augment=config.AUGMENT and is_train, shuffle=is_train, repeat=True,
                      target_hw=model.output_shape[1:3] if len(model.outputs) == 1
                      else None, heads=len(model.outputs), seed=config.SEED)
         for part, is_train in ((train_samples, True), (val_samples, False))
     ]
-    history = fit(model, *datasets, args.logs, args.epochs, args.steps_per_epoch,
+    history = fit(model, *datasets, args.logs, args.epochs,
+                  args.steps_per_epoch or steps_per_pass(len(train_samples), config.BATCH_SIZE),
+                  steps_per_pass(len(val_samples), config.BATCH_SIZE),
                   patience=config.PATIENCE, initial_epoch=initial_epoch)
     best = max(value for key, values in history.history.items()
                if key.startswith("val_") and key.endswith("dice") for value in values)
@@ -190,6 +221,11 @@ def command_train(args) -> int:
 
 
 def command_evaluate(args) -> int:
+    from unet.inference import predict_probability
+    from unet.metrics import SegmentationEvaluator
+    from unet.models import build_inference_model
+    from unet.postprocess import compute_alpha
+
     config = load_config(args)
     samples = load_samples(args, config)
     if args.split == "val":
@@ -229,6 +265,10 @@ def _input_files(path_text: str):
 
 def _for_each_image(args, handle_image) -> int:
     """Runs ``handle_image(path, image, alpha)`` per input file; bad files are skipped."""
+    from unet.inference import predict_probability
+    from unet.models import build_inference_model
+    from unet.postprocess import compute_alpha
+
     config = load_config(args)
     files, skipped = _input_files(args.image)
     model = build_inference_model(load_model(args, config), config.INFERENCE_MODE,
@@ -258,6 +298,8 @@ def command_predict(args) -> int:
 
 
 def command_remove_background(args) -> int:
+    from unet.postprocess import compose_cutout, parse_color
+
     out = Path(args.out or "cutouts")
     out.mkdir(parents=True, exist_ok=True)
     background = parse_color(args.background) if args.background else None
@@ -309,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, ImageReadError) as error:

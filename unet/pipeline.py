@@ -9,6 +9,7 @@ touch the image only. Files that fail to load are skipped (and logged), not fata
 from __future__ import annotations
 
 import logging
+import math
 
 import albumentations as A
 import cv2
@@ -95,7 +96,10 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batched ``tf.data.Dataset`` of ``(images, masks)`` read from ``samples`` on the fly.
 
-    ``heads > 1`` repeats the mask once per output (deep-supervision U-Net++).
+    ``heads > 1`` repeats the mask once per output (deep-supervision U-Net++). ``repeat``
+    repeats whole passes (reshuffled, the last batch of each may be short): with
+    ``steps_per_pass(len(samples), batch_size)`` steps an epoch is one pass. Skipping
+    unreadable files leaves the cardinality unknown, so Keras needs those steps from the caller.
     """
     if not samples:
         raise ValueError("no samples to build a dataset from")
@@ -122,12 +126,16 @@ def make_dataset(
     dataset = tf.data.Dataset.range(len(samples))
     if shuffle:
         dataset = dataset.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
     dataset = dataset.map(load_tensor, num_parallel_calls=2)
     dataset = dataset.filter(lambda image, mask, ok: ok)
     if heads > 1:
         dataset = dataset.map(lambda image, mask, ok: (image, (mask,) * heads))
     else:
         dataset = dataset.map(lambda image, mask, ok: (image, mask))
-    return dataset.batch(batch_size).prefetch(2)
+    dataset = dataset.batch(batch_size)
+    return (dataset.repeat() if repeat else dataset).prefetch(2)
+
+
+def steps_per_pass(count: int, batch_size: int) -> int:
+    """Batches in one pass over ``count`` samples (the last one may be short)."""
+    return math.ceil(count / batch_size)

@@ -68,7 +68,11 @@ def fit(
     initial_epoch: int = 0,
     verbose: int | str = "auto",
 ) -> keras.callbacks.History:
-    """Trains with TensorBoard, best/last checkpoints, early stopping on val Dice, CSV history."""
+    """Trains with TensorBoard, best/last checkpoints, early stopping on val Dice, CSV history.
+
+    Repeated datasets (``make_dataset(repeat=True)``) need ``steps_per_epoch`` and
+    ``validation_steps`` (``steps_per_pass``); finite ones may leave them ``None``.
+    """
     logs_dir = Path(logs_dir)
     logs_dir.mkdir(parents=True, exist_ok=True)
     monitor = monitored_metric(model)
@@ -85,6 +89,7 @@ def fit(
         train_data, validation_data=val_data, epochs=initial_epoch + epochs,
         initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
         validation_steps=validation_steps, callbacks=callbacks, verbose=verbose,
+        shuffle=False,  # tf.data input: make_dataset shuffles; Keras would warn and ignore it
     )
     save_training_curves(logs_dir / "history.csv", logs_dir / "training_curves.png")
     return history

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mrcnn.config import Config
 from mrcnn.data.dataset import Dataset, DatasetError
 from mrcnn.data.datasets.annotations import LoadIssues, read_image_size
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +127,8 @@ def build_augmentation() -> A.BaseCompose:
     three counts does the same. The quarter turn is 0-3 x 90 degrees (Matterport: 90, 180 or 270;
     the training crops are square, so any turn keeps the size).
     """
+    import albumentations as A  # 1.5 s to import: only when training, not for ``--help``
+
     def children() -> list[A.BasicTransform | A.BaseCompose]:
         return [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=1.0),
                 A.MultiplicativeNoise(multiplier=(0.8, 1.5), p=1.0),
