@@ -44,6 +44,18 @@ class BalloonConfig(Config):
     DETECTION_MIN_CONFIDENCE = 0.9
 
 
+class BalloonDataset(ViaDataset):
+    """Matterport's ``BalloonDataset``: one class, ``balloon``, from source ``"balloon"``."""
+
+    SOURCE = "balloon"
+
+    def load_balloon(self, dataset_dir: str | Path, subset: str) -> None:
+        """Register ``dataset_dir/subset`` ("train" or "val"), as Matterport's loader does."""
+        if subset not in ("train", "val"):
+            raise DatasetError(f"subset={subset!r}; expected 'train' or 'val'")
+        self.load_via(dataset_dir, subset, class_names=["balloon"])
+
+
 def load_dataset(args: argparse.Namespace, subset: str) -> ViaDataset:
     dataset = ViaDataset()
     class_names = None if args.class_attribute else ["balloon"]

@@ -38,7 +38,6 @@ import mrcnn.model as modellib
 from mrcnn import utils, visualize
 from mrcnn.config import Config, tiny_config
 from mrcnn.data.datasets.shapes import ShapesDataset
-from mrcnn.data.datasets.via import ViaDataset
 from mrcnn.engine.weights import read_h5_weights
 from mrcnn.model import log
 from mrcnn.visualize import display_images
@@ -618,8 +617,8 @@ def test_inspect_balloon_data_notebook_on_a_via_project(tmp_path):
     BALLOON_DIR = write_balloon(tmp_path / "balloon")  # noqa: N806
     config = tiny(balloon.BalloonConfig)()
     # Matterport: dataset = balloon.BalloonDataset(); dataset.load_balloon(BALLOON_DIR, "train")
-    dataset = ViaDataset()
-    dataset.load_via(BALLOON_DIR, "train", class_names=["balloon"])
+    dataset = balloon.BalloonDataset()
+    dataset.load_balloon(BALLOON_DIR, "train")
     dataset.prepare()
     assert dataset.class_names == ["BG", "balloon"] and len(dataset.image_ids) == 2
     inspect_data_cells(dataset, config)
@@ -974,8 +973,8 @@ def test_inspect_balloon_model_notebook_on_balloon_weights(tmp_path):
     config.display()
     DEVICE = "/cpu:0"  # noqa: N806
     # Matterport: dataset = balloon.BalloonDataset(); dataset.load_balloon(BALLOON_DIR, "val")
-    dataset = ViaDataset()
-    dataset.load_via(BALLOON_DIR, "val", class_names=["balloon"])
+    dataset = balloon.BalloonDataset()
+    dataset.load_balloon(BALLOON_DIR, "val")
     dataset.prepare()
     print(f"Images: {len(dataset.image_ids)}\nClasses: {dataset.class_names}")
     with tf.device(DEVICE):
