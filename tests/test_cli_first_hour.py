@@ -146,6 +146,7 @@ def test_first_train_shows_only_our_output_and_the_real_step_count(sample, work,
     assert {step.split("/")[1] for step in _progress_steps(output)} == {steps.split("/")[1]}
 
 
+@pytest.mark.slow  # a second tiny detect run, ~30 s; the quiet checks stay in the default suite
 def test_verbose_lets_tensorflow_log_lines_through(work, tmp_path):
     """``--verbose`` is how a user (or a bug report) gets TensorFlow's own diagnostics back:
     Mask R-CNN's graph always makes grappler warn about ROIAlign's CropAndResize."""

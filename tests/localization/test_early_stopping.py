@@ -1,7 +1,7 @@
 """README: face-mask training uses "early stopping that restores the best weights".
 
 ``samples/face_mask.py train`` is run on the generated dataset. From epoch 3 on, a callback
-added next to the sample's own (``build_callbacks``) makes the learning rate negative, so the
+added next to the sample's own (``localization.training.build_callbacks``) makes the learning rate negative, so the
 optimizer climbs the loss instead of descending it and the validation loss gets worse every
 epoch: the best epoch is one of the first two, by construction. (A large positive learning
 rate was tried first: the validation loss still fell for two epochs, so it proves nothing.) The model the command saves must hold that epoch's weights, and the
@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from localization import cli
+from localization import cli, training
 from localization.training import load_localizer
 
 DIVERGE_FROM_EPOCH = 2  # 0-based: epochs 1 and 2 train normally, then gradient ascent
@@ -44,14 +44,15 @@ class _Snapshots(keras.callbacks.Callback):
 @pytest.fixture(scope="module")
 def diverging_run(synthetic_dataset, tmp_path_factory):
     snapshots = _Snapshots()
-    real_build_callbacks = cli.build_callbacks
+    real_build_callbacks = training.build_callbacks
 
     def with_divergence(*args, **kwargs):
         return [*real_build_callbacks(*args, **kwargs), _Diverge(), snapshots]
 
     logs = tmp_path_factory.mktemp("early_stopping")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli, "build_callbacks", with_divergence)
+        # cli imports it when train runs
+        patch.setattr(training, "build_callbacks", with_divergence)
         status = cli.main(["train", "--dataset", str(synthetic_dataset), "--logs", str(logs),
                            "--preset", "tiny", "--epochs", str(EPOCHS),
                            "--set", f"PATIENCE={PATIENCE}", "--set", "TENSORBOARD=False",

@@ -116,6 +116,7 @@ def _serve(model_file, *flags):
     raise AssertionError("the streamlit server did not start in 120 s")
 
 
+@pytest.mark.slow  # two streamlit servers + Chromium: ~60 s on 2 cores
 @pytest.mark.skipif(bool(_missing_for_browser_test()),
                     reason="browser test needs: " + ", ".join(_missing_for_browser_test()))
 def test_visitors_see_no_deploy_button_in_headless_chromium(model_file):
