@@ -132,6 +132,7 @@ def test_trained_localizer_gets_box_and_class_right_together(trained):
     assert trained["accuracy_at_iou50"] > MIN_ACCURACY_AT_IOU50, trained
 
 
+@pytest.mark.slow  # calibration of the thresholds above (~40 s), as for Mask R-CNN
 def test_shuffled_labels_cannot_pass_the_learning_thresholds(generated):
     """Control: if this fails, the thresholds above no longer prove that anything was learned
     (held-out images leak into training, or the task became trivial)."""

@@ -90,6 +90,7 @@ def test_two_replicas_give_the_loss_and_update_of_one_device_on_the_same_global_
     assert result["update_gap"] <= 1e-2 * result["largest_update"], result
 
 
+@pytest.mark.slow  # ~70 s; the same-global-batch test above trains on two replicas too
 def test_mirrored_strategy_trains_on_two_replicas(tmp_path):
     """Users with several GPUs: one config field spreads each batch over the devices."""
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True,

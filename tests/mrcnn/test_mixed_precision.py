@@ -11,7 +11,9 @@ from mrcnn.config import tiny_config
 from mrcnn.data.datasets.shapes import ShapesDataset
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+# bfloat16 takes the same code path as float16 but for loss scaling: slow (~30 s).
+@pytest.mark.parametrize("policy", [pytest.param("mixed_bfloat16", marks=pytest.mark.slow),
+                                    "mixed_float16"])
 def test_mixed_precision_trains_detects_and_saves_float32_weights(policy, tmp_path):
     """Users switching MIXED_PRECISION on get a working run and checkpoints any model can load."""
     config = tiny_config(MIXED_PRECISION=policy, STEPS_PER_EPOCH=2, TRAIN_BN=True)

@@ -37,6 +37,10 @@ def _train(logs: Path, seed: int) -> tuple[dict[str, list[float]], dict[str, lis
     return losses, read_h5_weights(checkpoint)
 
 
+# Three CLI trainings in fresh processes, ~90 s on 2 cores: run with `make test-slow`.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("determinism")

@@ -423,6 +423,7 @@ def _assert_memory_flat(figures: dict[str, float], sessions: int, rounds: int) -
         "flood was decoded before it was refused")
 
 
+@pytest.mark.slow  # a real server + 3 sessions, ~70 s; tests/unet/test_app.py covers floods
 def test_simultaneous_sessions_survive_bad_uploads_and_floods_without_memory_growth(server):
     """Several users at once, each uploading floods, junk and photos to one server: nobody
     sees a crash, another user's photo, or a silent failure, and the server does not bloat."""

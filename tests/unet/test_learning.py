@@ -127,7 +127,14 @@ def test_held_out_blobs_are_hard_for_trivial_masks():
         assert evaluator.summarize()["per_image"]["dice"] < 0.4
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+# The keras.applications encoders take 1-2 min each on 2 cores: slow (make test-slow); the six
+# from-scratch variants cover the decoder, the head and the losses in the default suite.
+PRETRAINED_ENCODERS = {"mobilenetv2", "resnet50-frozen", "efficientnetb0"}
+
+
+@pytest.mark.parametrize("variant", [
+    pytest.param(name, marks=pytest.mark.slow) if name in PRETRAINED_ENCODERS else name
+    for name in VARIANTS])
 def test_variant_learns_to_segment_held_out_blobs(variant):
     """After 64 steps the variant's masks follow the blobs (Dice >= MIN_DICE on new images)."""
     scores = train_and_score(variant)
