@@ -74,14 +74,15 @@ class DetectionLayer(keras.layers.Layer):
         # Per-class NMS in one call: the IoU of boxes of different classes is set to 0. The
         # IoU is TensorFlow's NMS formula on the boxes themselves (shifting each class to its own
         # region of the plane instead costs float32 precision: at class 80 the IoU moves by up to
-        # 4e-3 and pairs near DETECTION_NMS_THRESHOLD flip). Uncapped, then Matterport's order:
-        # by score, ties by ROI index, the best max_instances.
+        # 4e-3 and pairs near DETECTION_NMS_THRESHOLD flip). The first max_instances the greedy
+        # pass keeps are Matterport's best max_instances of its per-class NMS results; they are
+        # put in Matterport's order: by score, ties by ROI index.
         same_class = tf.equal(class_ids[:, None], class_ids[None, :])
         overlaps = tf.where(same_class, nms_iou(tf.cast(boxes, tf.float32)), 0.0)
         selected = tf.sort(tf.image.non_max_suppression_overlaps(
-            overlaps, tf.cast(scores, tf.float32), tf.shape(scores)[0], self.nms_threshold))
+            overlaps, tf.cast(scores, tf.float32), self.max_instances, self.nms_threshold))
         order = tf.argsort(tf.gather(scores, selected), direction="DESCENDING", stable=True)
-        selected = tf.gather(selected, order[: self.max_instances])
+        selected = tf.gather(selected, order)
         boxes, scores, class_ids = (tf.gather(t, selected) for t in (boxes, scores, class_ids))
         detections = tf.concat(
             [boxes, tf.cast(class_ids, boxes.dtype)[:, None], scores[:, None]], axis=1
