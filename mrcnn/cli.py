@@ -1,10 +1,12 @@
-"""The command line shared by every Mask R-CNN sample: ``train``, ``evaluate``, ``detect``.
+"""The command line shared by every Mask R-CNN sample: ``train``, ``evaluate``, ``detect``,
+``export``.
 
 A sample script describes its dataset with a :class:`SampleSpec` and calls :func:`main`::
 
     python samples/shapes.py train --weights none --logs logs --epochs 4
     python samples/shapes.py evaluate --weights last --out metrics.json
     python samples/shapes.py detect --image photo.jpg --weights last --out detections/
+    python samples/shapes.py export --weights last --format saved_model --out exported/
 
 User errors (bad flags, missing files, invalid config values) exit with status 2 and one line.
 """
@@ -80,7 +82,7 @@ class SampleSpec:
 def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{spec.name}.py", description=spec.description)
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in ("train", "evaluate", "detect"):
+    for command in ("train", "evaluate", "detect", "export"):
         sub = commands.add_parser(command)
         sub.add_argument("--dataset", default=spec.default_dataset,
                          help="dataset root directory" + (" (detect: for class names only)"
@@ -118,6 +120,11 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
         if command == "detect":
             sub.add_argument("--image", required=True, help="an image file or a directory")
             sub.add_argument("--out", default="detections", help="output directory for PNG + JSON")
+        if command == "export":
+            sub.add_argument("--format", default="saved_model", choices=["saved_model"],
+                             help="saved_model: TF SavedModel (TF Serving), image in, "
+                                  "detections out")
+            sub.add_argument("--out", required=True, help="output path (a directory)")
         if spec.add_arguments:
             spec.add_arguments(sub)
     return parser
@@ -134,6 +141,8 @@ def main(spec: SampleSpec, argv: Sequence[str] | None = None) -> int:
             run_train(spec, args, config)
         elif args.command == "evaluate":
             run_evaluate(spec, args, config)
+        elif args.command == "export":
+            run_export(args, config)
         else:
             run_detect(spec, args, config)
     except (UsageError, ConfigError, DatasetError, FileNotFoundError) as error:
@@ -222,6 +231,11 @@ def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> 
     load_weights(model, args.weights, config)
     metrics = evaluate_dataset(model, dataset, limit=args.limit or None,
                                coco_results=args.coco_results)
+    available = len(dataset.image_ids)
+    metrics.update(split="val", images_scored=metrics["images"], images_available=available)
+    limited = f", the first {metrics['images']} of {available} by --limit"
+    print(f"scored {metrics['images']} images (split: the sample's val subset"
+          f"{limited if metrics['images'] < available else ''})")
     print(format_metrics(metrics))
     if args.out:
         _write_json(args.out, metrics)
@@ -258,6 +272,20 @@ def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> No
         })
         print(f"{path.name}: {len(result['class_ids'])} instances -> {png}")
     _write_json(out_dir / "detections.json", records)
+
+
+def run_export(args: argparse.Namespace, config: Config) -> None:
+    from mrcnn import model as modellib
+    from mrcnn.export import ExportError, check_exportable
+
+    try:
+        check_exportable(config)  # before the model is built and its weights loaded
+        model = modellib.MaskRCNN(mode="inference", config=config, model_dir=args.logs)
+        load_weights(model, args.weights, config)
+        path = model.export(args.out, format=args.format)
+    except ExportError as error:
+        raise UsageError(f"export: {error}") from error
+    print(f"{args.format} written to {path}")
 
 
 def _checked_classes(dataset, config: Config):

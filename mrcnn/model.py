@@ -429,6 +429,18 @@ class MaskRCNN:
                         [len(r["class_ids"]) for r in results], len(images))
         return results
 
+    def export(self, path: str | os.PathLike, format: str = "saved_model") -> Path:
+        """Export this inference model with molding, anchors and unmolding inside the graph.
+
+        format: "saved_model" (signatures ``serving_default``: ``image`` uint8[H, W, C], and
+        ``serving_image_bytes``: ``image_bytes`` string), returning what ``detect()`` returns
+        with ``masks`` uint8[H, W, N]; see :mod:`mrcnn.export.saved_model`. Returns the path.
+        Raises ExportError (a ValueError) for a training-mode model or an unexportable config.
+        """
+        from mrcnn.export import export_model
+
+        return export_model(self.keras_model, self.config, path, format, mode=self.mode)
+
     def _predict_batch(self, images, image_metas, anchors):
         outputs = self.keras_model(
             {"input_image": images, "input_image_meta": image_metas, "input_anchors": anchors},

@@ -40,7 +40,8 @@ def evaluate_dataset(
 
     Returns ``{"mAP50": mean per-image AP@0.5 (Matterport), "mAP": mean per-image AP@[.5:.95],
     "bbox": {COCO stats}, "segm": {COCO stats}, "per_class": {name: {"bbox": AP, "segm": AP}},
-    "images": N, "detection_min_confidence": the model's threshold (None if it has no config),
+    "images": N, "images_with_ground_truth": the images in the per-image means,
+    "detection_min_confidence": the model's threshold (None if it has no config),
     "ground_truth": "annotation file" | "load_mask"}`` (see
     :func:`mrcnn.evaluation.coco.load_ground_truth`). Images without GT instances count in the
     COCO numbers (their detections are false positives) and are left out of the per-image
@@ -76,6 +77,7 @@ def evaluate_dataset(
         "segm": coco["segm"],
         "per_class": coco["per_class"],
         "images": len(image_ids),
+        "images_with_ground_truth": len(aps50),
         "detection_min_confidence": _min_confidence(model),
         "ground_truth": coco["ground_truth"],
     }
@@ -86,7 +88,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     threshold = metrics.get("detection_min_confidence")
     scored = ("as the detector returned them" if threshold is None
               else f"score >= {threshold:g} (DETECTION_MIN_CONFIDENCE={threshold:g})")
-    lines = [f"images evaluated: {metrics['images']}",
+    images, with_gt = metrics["images"], metrics.get("images_with_ground_truth", metrics["images"])
+    lines = [f"images evaluated: {images}" + (f" ({with_gt} with ground truth: the per-image mAP "
+                                              "averages those)" if with_gt != images else ""),
              f"detections scored: {scored}",
              f"COCO ground truth: {metrics.get('ground_truth', 'unknown')}",
              f"Matterport mAP@0.5        {metrics['mAP50']:.4f}",

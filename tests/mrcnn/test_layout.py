@@ -20,6 +20,7 @@ ALLOWED = {
     "modeling": {"geometry", "config"},
     "evaluation": {"geometry", "data", "config"},
     "engine": {"geometry", "data", "modeling", "evaluation", "config", "visualize"},
+    "export": {"geometry", "modeling", "config"},
 }
 
 

@@ -190,9 +190,10 @@ def test_shapes_generate_writes_count_pngs_that_load_as_the_shapes_images(tmp_pa
 # ------------------------------------------------------------------------------------------------
 # evaluate --limit N
 
-def test_evaluate_limit_evaluates_exactly_n_images(tmp_path, monkeypatch):
+def test_evaluate_limit_evaluates_exactly_n_images(tmp_path, monkeypatch, capsys):
     """`evaluate --limit 2` on 3 validation images: the JSON says 2 images and detect() ran on
-    2; without --limit, all 3. Users would otherwise wait for (or report on) the whole set."""
+    2; without --limit, all 3; the output says how many were scored, of how many. Users would
+    otherwise wait for (or report on) the whole set."""
     shapes = sample("shapes")
     detected = []
     real_detect = modellib.MaskRCNN.detect
@@ -211,9 +212,12 @@ def test_evaluate_limit_evaluates_exactly_n_images(tmp_path, monkeypatch):
         extra = ["--limit", str(limit)] if limit else []
         assert shapes.main(shapes.SPEC, [*common, *extra, "--out", str(out)]) == 0
         metrics[limit] = json.loads(out.read_text())
-        assert sum(detected) == metrics[limit]["images"], limit
+        assert sum(detected) == metrics[limit]["images"] == metrics[limit]["images_scored"]
+        printed = capsys.readouterr().out
+        assert (f"scored {limit or 3} images (split: the sample's val subset"
+                f"{', the first 2 of 3 by --limit' if limit else ''})\n") in printed
     assert metrics[2]["images"] == 2
-    assert metrics[None]["images"] == 3
+    assert metrics[None]["images"] == 3 == metrics[None]["images_available"]
 
 
 # ------------------------------------------------------------------------------------------------

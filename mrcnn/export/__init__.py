@@ -1,0 +1,17 @@
+"""Deployment: a Mask R-CNN as one self-contained graph, image in, ``detect()``'s results out.
+
+- ``molding``: resize (the config's IMAGE_RESIZE_MODE, scikit-image's bilinear arithmetic),
+  padding, MEAN_PIXEL, image meta and anchors as TensorFlow ops.
+- ``unmolding``: detections back to the original image as TensorFlow ops (pixel boxes, each
+  mask resized into its box on an H x W canvas and thresholded at 0.5).
+- ``saved_model``: the SavedModel with its ``serving_default`` (``image: uint8[H, W, C]``) and
+  ``serving_image_bytes`` (``image_bytes: string``, JPEG/PNG) signatures;
+  :func:`export_model` is the entry point behind ``MaskRCNN.export``.
+
+May import: ``mrcnn.geometry``, ``mrcnn.modeling`` and ``mrcnn.config``. Never ``data``,
+``evaluation`` or ``engine``. The exported files import nothing of ours.
+"""
+
+from mrcnn.export.saved_model import EXPORT_FORMATS, ExportError, check_exportable, export_model
+
+__all__ = ["EXPORT_FORMATS", "ExportError", "check_exportable", "export_model"]
