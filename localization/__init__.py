@@ -1,6 +1,14 @@
-"""Single-object localization + classification: one box and one class per image (face mask)."""
+"""Single-object localization + classification: one box and one class per image (face mask).
+
+A saved localizer reloads with ``localization.load_model("localizer.keras")``, or
+``keras.models.load_model`` after ``import localization``.
+"""
 
 import importlib
+import pkgutil
+import sys
+
+import wrapt  # comes with TensorFlow; its post-import hooks are the standard ones
 
 # Public name -> defining module, imported on first use: ``import localization.cli`` (every
 # ``--help``) then stays free of TensorFlow, which takes seconds to load.
@@ -16,6 +24,7 @@ _EXPORTS = {
     **dict.fromkeys(("MeanBoxIoU", "compute_localization_metrics"), "localization.metrics"),
     **dict.fromkeys(("TINY_PRESET", "SortBoxCorners", "build_localizer"), "localization.model"),
     **dict.fromkeys(("HeadGroupAdamW", "build_optimizer"), "localization.optimizer"),
+    **dict.fromkeys(("ModelFileError", "load_model"), "localization.saving"),
     **dict.fromkeys(("compile_localizer", "load_localizer", "save_localizer"),
                     "localization.training"),
 }
@@ -43,6 +52,7 @@ __all__ = [
     "HeadGroupAdamW",
     "LocalizationSample",
     "MeanBoxIoU",
+    "ModelFileError",
     "SortBoxCorners",
     "WeightedClassCrossEntropy",
     "build_dataset",
@@ -56,6 +66,30 @@ __all__ = [
     "compute_localization_metrics",
     "load_annotations",
     "load_localizer",
+    "load_model",
     "save_localizer",
     "stratified_split",
 ]
+
+
+# ``keras.models.load_model`` finds our layers, losses, metrics and optimizer only once their modules have run
+# ``register_keras_serializable``, and those modules need Keras, which takes seconds to load. So
+# ``import localization`` imports them (through localization.saving) as soon as nothing is half-imported:
+# Keras and TensorFlow have finished loading (each imports the other half-way through its own
+# start-up) and so has any module of this package being imported. That is at once if they have
+# loaded, else from the import hook of whichever finishes last.
+_LOADING = {name for name in ("keras", "tensorflow",
+                              *(f"localization.{module.name}" for module in pkgutil.iter_modules(__path__)))
+            if name not in sys.modules}
+
+
+def _register_keras_objects(module=None) -> None:
+    _LOADING.discard(getattr(module, "__name__", None))
+    started = [name for name in _LOADING if name in sys.modules]  # started, not finished
+    if "keras" not in _LOADING and not started:
+        importlib.import_module("localization.saving")
+
+
+for _name in sorted(_LOADING):
+    wrapt.register_post_import_hook(_register_keras_objects, _name)
+_register_keras_objects()

@@ -5,9 +5,16 @@ Typical use::
     from unet import build_unet, get_loss, DiceScore
     model = build_unet("attention", input_shape=(256, 256, 3))
     model.compile("adam", loss=get_loss("bce_dice"), metrics=[DiceScore()])
+
+A saved model reloads with ``unet.load_model("u.keras")``, or ``keras.models.load_model`` after
+``import unet``.
 """
 
 import importlib
+import pkgutil
+import sys
+
+import wrapt  # comes with TensorFlow; its post-import hooks are the standard ones
 
 # Public name -> defining module, imported on first use: ``import unet.cli`` (every
 # ``--help``) then stays free of TensorFlow, which takes seconds to load.
@@ -24,6 +31,7 @@ _EXPORTS = {
                     "unet.padding"),
     **dict.fromkeys(("decode_rle", "encode_rle", "validate_submission", "write_submission"),
                     "unet.rle"),
+    **dict.fromkeys(("ModelFileError", "load_model"), "unet.saving"),
 }
 
 
@@ -53,6 +61,7 @@ __all__ = [
     "FocalTverskyLoss",
     "InputNormalization",
     "IoUScore",
+    "ModelFileError",
     "Padding",
     "SegmentationEvaluator",
     "SpatialSizeCheck",
@@ -65,9 +74,33 @@ __all__ = [
     "decode_rle",
     "encode_rle",
     "get_loss",
+    "load_model",
     "pad_to_multiple",
     "set_input_normalization",
     "size_divisor",
     "validate_submission",
     "write_submission",
 ]
+
+
+# ``keras.models.load_model`` finds our layers, losses and metrics only once their modules have run
+# ``register_keras_serializable``, and those modules need Keras, which takes seconds to load. So
+# ``import unet`` imports them (through unet.saving) as soon as nothing is half-imported:
+# Keras and TensorFlow have finished loading (each imports the other half-way through its own
+# start-up) and so has any module of this package being imported. That is at once if they have
+# loaded, else from the import hook of whichever finishes last.
+_LOADING = {name for name in ("keras", "tensorflow",
+                              *(f"unet.{module.name}" for module in pkgutil.iter_modules(__path__)))
+            if name not in sys.modules}
+
+
+def _register_keras_objects(module=None) -> None:
+    _LOADING.discard(getattr(module, "__name__", None))
+    started = [name for name in _LOADING if name in sys.modules]  # started, not finished
+    if "keras" not in _LOADING and not started:
+        importlib.import_module("unet.saving")
+
+
+for _name in sorted(_LOADING):
+    wrapt.register_post_import_hook(_register_keras_objects, _name)
+_register_keras_objects()
