@@ -1,5 +1,8 @@
 """Parse a one-box-per-row CSV ``filename,xmin,ymin,xmax,ymax,class`` into localization samples.
 
+(PASCAL VOC XML folders are read by :mod:`localization.voc` through the same validation and
+multi-box policy, so the same boxes give the same samples in either format.)
+
 What real exports look like: a header row or none (Roboflow's Keras RetinaNet CSV has none;
 its TensorFlow Object Detection CSV has ``filename,width,height,class,xmin,ymin,xmax,ymax``:
 columns are then found by name); pixel or normalized coordinates; any class names
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,24 +40,33 @@ COLUMN_ALIASES = {
 COORDINATE_MODES = ("auto", "pixel", "normalized")
 MULTI_BOX_POLICIES = ("largest", "per_row")
 BAD_ROW_ACTIONS = ("skip", "error")
-# Subfolders searched (after the dataset folder itself) for a CSV filename.
-IMAGE_SUBDIRS = ("images",)
+# Subfolders searched (after the dataset folder itself) for an annotated filename
+# (``JPEGImages/`` is PASCAL VOC's own layout).
+IMAGE_SUBDIRS = ("images", "JPEGImages")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
 class RowProblem:
-    """One rejected CSV row: its 1-based line number and why."""
+    """One rejected annotation and why.
+
+    CSV: ``line`` is the 1-based line number. VOC: ``file`` is the XML file's name and ``line``
+    the 1-based number of the ``<object>`` in it (0: the file as a whole).
+    """
 
     line: int
     reason: str
+    file: str = ""
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
+        if not self.file:
+            return f"line {self.line}: {self.reason}"
+        return f"{self.file}{f' object {self.line}' if self.line else ''}: {self.reason}"
 
 
 class AnnotationError(ValueError):
-    """The CSV cannot be used; ``problems`` lists the offending rows."""
+    """The annotations cannot be used; ``problems`` lists the offending rows or files."""
 
     def __init__(self, message: str, problems: Sequence[RowProblem] = ()):
         self.problems = list(problems)
@@ -66,7 +79,8 @@ class AnnotationError(ValueError):
 class LocalizationSample:
     """One training target: an image, its box and its class.
 
-    ``box`` is normalized xyxy in ``[0, 1]``; ``image_size`` is the original ``(width, height)``.
+    ``box`` is normalized xyxy in ``[0, 1]``; ``image_size`` is the original ``(width, height)``;
+    ``line`` is where it was annotated (CSV line, or the object's number in its VOC file).
     """
 
     filename: str
@@ -79,24 +93,37 @@ class LocalizationSample:
 
 @dataclass
 class AnnotationTable:
-    """Parsed CSV: samples after the multi-box policy, the class names, and the rejected rows."""
+    """Parsed annotations: samples after the multi-box policy, class names, rejected rows.
+
+    ``source`` is the CSV file or the folder of VOC XML files read.
+    """
 
     samples: list[LocalizationSample]
     class_names: list[str]
     coordinates: str
     problems: list[RowProblem] = field(default_factory=list)
+    source: Path | None = None
 
 
 @dataclass(frozen=True)
-class _Row:
+class AnnotationRow:
+    """One box as written in a file, before validation against its image.
+
+    ``coords`` is xyxy in the file's frame (pixels, or normalized); ``stated_size`` is the image
+    ``(width, height)`` the file claims (VOC ``<size>``), checked against the image when given.
+    """
+
     line: int
     filename: str
     coords: tuple[float, float, float, float]
     class_name: str
+    file: str = ""
+    stated_size: tuple[int, int] | None = None
 
 
 def resolve_image_path(image_root: Path, filename: str) -> Path | None:
-    """Path of ``filename`` in ``image_root`` or its ``images/`` subfolder, or None if absent."""
+    """Path of ``filename`` in ``image_root`` or its ``images/`` (``JPEGImages/``) subfolder,
+    or None if absent."""
     for folder in (image_root, *(image_root / sub for sub in IMAGE_SUBDIRS)):
         candidate = folder / filename
         if candidate.is_file():
@@ -126,7 +153,7 @@ def _header_mapping(header: list[str]) -> dict[str, int]:
     return {column: index for index, column in enumerate(COLUMNS)}
 
 
-def _read_rows(csv_path: Path, problems: list[RowProblem]) -> list[_Row]:
+def _read_rows(csv_path: Path, problems: list[RowProblem]) -> list[AnnotationRow]:
     rows = []
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -155,7 +182,7 @@ def _read_rows(csv_path: Path, problems: list[RowProblem]) -> list[_Row]:
                 problems.append(RowProblem(line, "empty filename or class"))
                 continue
             coords = tuple(float(values[name]) for name in COLUMNS[1:5])
-            rows.append(_Row(line, values["filename"], coords, values["class"]))
+            rows.append(AnnotationRow(line, values["filename"], coords, values["class"]))
     return rows
 
 
@@ -167,8 +194,13 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _row_problem(row: _Row, size: tuple[int, int], normalized: bool) -> str | None:
+def _row_problem(row: AnnotationRow, size: tuple[int, int], normalized: bool) -> str | None:
     xmin, ymin, xmax, ymax = row.coords
+    if not all(math.isfinite(value) for value in row.coords):
+        return f"non-finite coordinate in {row.coords}"
+    if row.stated_size is not None and tuple(row.stated_size) != tuple(size):
+        stated = "x".join(map(str, row.stated_size))
+        return f"<size> says {stated} but the image is {size[0]}x{size[1]}"
     if xmin >= xmax or ymin >= ymax:
         return f"empty box: need xmin < xmax and ymin < ymax, got {row.coords}"
     limit_x, limit_y = (1.0, 1.0) if normalized else size
@@ -190,6 +222,74 @@ def _apply_policy(samples: list[LocalizationSample], policy: str) -> list[Locali
                 best.box[3] - best.box[1]):
             largest[sample.filename] = sample
     return list(largest.values())
+
+
+def check_options(**options: str) -> None:
+    """Raise ValueError unless each of ``coordinates``/``multi_box_policy``/``on_bad_row`` given
+    has an allowed value."""
+    allowed = {"coordinates": COORDINATE_MODES, "multi_box_policy": MULTI_BOX_POLICIES,
+               "on_bad_row": BAD_ROW_ACTIONS}
+    for label, value in options.items():
+        if value not in allowed[label]:
+            raise ValueError(f"{label} must be one of {list(allowed[label])}, got {value!r}")
+
+
+def build_table(
+    source: Path,
+    rows: Sequence[AnnotationRow],
+    problems: list[RowProblem],
+    image_root: Path,
+    *,
+    coordinates: str,
+    class_names: Sequence[str] | None,
+    multi_box_policy: str,
+    on_bad_row: str,
+) -> AnnotationTable:
+    """Validate parsed rows against their images and apply the multi-box policy.
+
+    ``coordinates`` is ``"pixel"`` or ``"normalized"``; ``problems`` holds what the parser
+    already rejected and receives the rows rejected here (see :func:`load_annotations`).
+    """
+    normalized = coordinates == "normalized"
+    known_classes = list(class_names) if class_names is not None else sorted(
+        {row.class_name for row in rows})
+    class_index = {name: index for index, name in enumerate(known_classes)}
+
+    sizes: dict[str, tuple[Path, tuple[int, int]] | None] = {}
+    samples = []
+    for row in rows:
+        if row.filename not in sizes:
+            path = resolve_image_path(image_root, row.filename)
+            size = _image_size(path) if path is not None else None
+            sizes[row.filename] = (path, size) if size is not None else None
+        found = sizes[row.filename]
+        reason = None
+        if found is None:
+            reason = f"image {row.filename!r} not found or unreadable under {image_root}"
+        elif row.class_name not in class_index:
+            reason = f"unknown class {row.class_name!r}; expected one of {known_classes}"
+        else:
+            reason = _row_problem(row, found[1], normalized)
+        if reason is not None:
+            problems.append(RowProblem(row.line, reason, row.file))
+            continue
+        path, (width, height) = found
+        box = row.coords if normalized else (row.coords[0] / width, row.coords[1] / height,
+                                             row.coords[2] / width, row.coords[3] / height)
+        box = tuple(min(max(value, 0.0), 1.0) for value in box)
+        samples.append(LocalizationSample(row.filename, path, box, class_index[row.class_name],
+                                          (width, height), row.line))
+
+    problems.sort(key=lambda problem: (problem.file, problem.line))
+    unit = "row" if source.is_file() else "object"  # a CSV, or a folder of VOC files
+    if problems and on_bad_row == "error":
+        raise AnnotationError(f"{source}: {len(problems)} bad {unit}(s)", problems)
+    for problem in problems:
+        logger.warning("%s: skipped %s", source.name, problem)
+    if not samples:
+        raise AnnotationError(f"{source}: no usable {unit}s", problems)
+    return AnnotationTable(_apply_policy(samples, multi_box_policy), known_classes,
+                           coordinates, problems, source)
 
 
 def load_annotations(
@@ -215,11 +315,8 @@ def load_annotations(
     Returns:
         An :class:`AnnotationTable` in first-appearance order of the files.
     """
-    for label, value, allowed in (("coordinates", coordinates, COORDINATE_MODES),
-                                  ("multi_box_policy", multi_box_policy, MULTI_BOX_POLICIES),
-                                  ("on_bad_row", on_bad_row, BAD_ROW_ACTIONS)):
-        if value not in allowed:
-            raise ValueError(f"{label} must be one of {list(allowed)}, got {value!r}")
+    check_options(coordinates=coordinates, multi_box_policy=multi_box_policy,
+                  on_bad_row=on_bad_row)
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"annotation CSV not found: {csv_path}")
@@ -231,56 +328,39 @@ def load_annotations(
         values = [value for row in rows for value in row.coords]
         coordinates = "normalized" if values and max(values) <= 1.0 else "pixel"
         logger.info("%s: coordinates detected as %s", csv_path.name, coordinates)
-    normalized = coordinates == "normalized"
-    known_classes = list(class_names) if class_names is not None else sorted(
-        {row.class_name for row in rows})
-    class_index = {name: index for index, name in enumerate(known_classes)}
+    return build_table(csv_path, rows, problems, image_root, coordinates=coordinates,
+                       class_names=class_names, multi_box_policy=multi_box_policy,
+                       on_bad_row=on_bad_row)
 
-    sizes: dict[str, tuple[Path, tuple[int, int]] | None] = {}
-    samples = []
-    for row in rows:
-        if row.filename not in sizes:
-            path = resolve_image_path(image_root, row.filename)
-            size = _image_size(path) if path is not None else None
-            sizes[row.filename] = (path, size) if size is not None else None
-        found = sizes[row.filename]
-        if found is None:
-            problems.append(RowProblem(row.line, f"image {row.filename!r} not found or "
-                                                 f"unreadable under {image_root}"))
-            continue
-        if row.class_name not in class_index:
-            problems.append(RowProblem(row.line, f"unknown class {row.class_name!r}; "
-                                                 f"expected one of {known_classes}"))
-            continue
-        path, (width, height) = found
-        reason = _row_problem(row, (width, height), normalized)
-        if reason is not None:
-            problems.append(RowProblem(row.line, reason))
-            continue
-        box = row.coords if normalized else (row.coords[0] / width, row.coords[1] / height,
-                                             row.coords[2] / width, row.coords[3] / height)
-        box = tuple(min(max(value, 0.0), 1.0) for value in box)
-        samples.append(LocalizationSample(row.filename, path, box, class_index[row.class_name],
-                                          (width, height), row.line))
 
-    problems.sort(key=lambda problem: problem.line)
-    if problems and on_bad_row == "error":
-        raise AnnotationError(f"{csv_path}: {len(problems)} bad row(s)", problems)
-    for problem in problems:
-        logger.warning("%s: skipped %s", csv_path.name, problem)
-    if not samples:
-        raise AnnotationError(f"{csv_path}: no usable rows", problems)
-    return AnnotationTable(_apply_policy(samples, multi_box_policy), known_classes,
-                           coordinates, problems)
+# Header names of the id column in test lists and sample submissions (compared lower-case):
+# ``filename`` (Roboflow), ``id``/``ImageId``/``image_id`` (Kaggle sample submissions), ...
+TEST_LIST_COLUMNS = (*COLUMN_ALIASES["filename"], "file_name", "imageid", "id", "img")
 
 
 def load_filename_list(csv_path: str | Path) -> list[str]:
-    """First column of a test-list CSV (one filename per row; a ``filename`` header is skipped)."""
+    """Image file names, in order, from a test-list CSV or a sample submission.
+
+    With a header row, the first column named as in ``TEST_LIST_COLUMNS`` is read (other
+    columns, such as an empty prediction, are ignored); without one, a single column of file
+    names (each with an image extension). Raises ValueError naming the file otherwise.
+    """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"file list not found: {csv_path}")
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        names = [cells[0].strip() for cells in csv.reader(handle) if cells and cells[0].strip()]
-    if names and names[0].lower() in COLUMN_ALIASES["filename"]:
-        names = names[1:]
+        rows = [cells for cells in csv.reader(handle) if any(cell.strip() for cell in cells)]
+    if not rows:
+        raise ValueError(f"{csv_path}: empty file list")
+    header = [cell.strip().lower() for cell in rows[0]]
+    column = next((header.index(name) for name in TEST_LIST_COLUMNS if name in header), None)
+    if column is None:
+        if len(header) != 1 or Path(header[0]).suffix.lower() not in IMAGE_SUFFIXES:
+            raise ValueError(f"{csv_path}: the first row {rows[0]} names no file column; "
+                             f"expected a header with one of {list(TEST_LIST_COLUMNS)} "
+                             "(any case), or one image file name per row without a header")
+        column, rows = 0, [[], *rows]
+    names = [cells[column].strip() if len(cells) > column else "" for cells in rows[1:]]
+    if "" in names:
+        raise ValueError(f"{csv_path}: {names.count('')} row(s) without a file name")
     return names

@@ -17,9 +17,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from localization.annotations import load_annotations, load_filename_list, resolve_image_path
+from localization.annotations import (
+    TEST_LIST_COLUMNS,
+    load_annotations,
+    load_filename_list,
+    resolve_image_path,
+)
 from localization.config import LocalizerConfig, tiny_config
+from localization.voc import find_voc_folder, load_voc_annotations
 
 # TensorFlow/Keras modules are imported inside the commands that need them: ``--help`` and
 # argument errors answer at once, and quiet_tensorflow() runs before TensorFlow loads.
@@ -69,13 +76,34 @@ def _model_path(args) -> Path:
     return Path(args.weights)
 
 
+def _voc_folder(dataset: Path, fmt: str, csv_name: str | None) -> Path | None:
+    """The folder of VOC XML files to read, or None to read a CSV (``--format auto|csv|voc``)."""
+    if fmt == "csv" or (fmt == "auto" and csv_name):
+        return None
+    if not dataset.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {dataset}")
+    folder = find_voc_folder(dataset)
+    if fmt == "voc":
+        if folder is None and not any(dataset.glob("*.xml")):
+            raise FileNotFoundError(f"--format voc: no *.xml files in {dataset}/annotations, "
+                                    f"{dataset}/Annotations or {dataset}")
+        return folder or dataset
+    # test.csv is the submission list (datasets/README.md), not annotations.
+    if folder is not None and any(p.name != "test.csv" for p in dataset.glob("*.csv")):
+        raise ValueError(f"{dataset} holds both *.csv and {folder.name}/*.xml annotations; "
+                         "pass --format csv (or --csv NAME) or --format voc")
+    return folder
+
+
 def _load_table(args, config: LocalizerConfig, class_names=None):
     dataset = Path(args.dataset)
-    return load_annotations(
-        _find_csv(dataset, args.csv), dataset, coordinates=config.COORDINATES,
-        class_names=class_names or config.CLASS_NAMES, multi_box_policy=config.MULTI_BOX_POLICY,
-        on_bad_row=config.ON_BAD_ROW,
-    )
+    options = {"class_names": class_names or config.CLASS_NAMES,
+               "multi_box_policy": config.MULTI_BOX_POLICY, "on_bad_row": config.ON_BAD_ROW}
+    voc_folder = _voc_folder(dataset, getattr(args, "format", "auto"), args.csv)
+    if voc_folder is not None:
+        return load_voc_annotations(voc_folder, dataset, **options)
+    return load_annotations(_find_csv(dataset, args.csv), dataset,
+                            coordinates=config.COORDINATES, **options)
 
 
 def command_train(args) -> int:
@@ -137,7 +165,7 @@ def command_train(args) -> int:
                                                   tensorboard=config.TENSORBOARD))
     path = save_localizer(model, logs / MODEL_FILE, class_names,
                           {"config": config.to_dict(), "mean": mean, "std": std,
-                           "csv": str(_find_csv(Path(args.dataset), args.csv))})
+                           "csv": str(table.source), "trained_on": _trained_on(args, table)})
     curves = save_training_curves(history.history, logs / "curves.png")
     print(f"saved {path} and {curves}")
     return 0
@@ -154,30 +182,53 @@ def _metrics_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def command_evaluate(args) -> int:
+def _trained_on(args, table) -> dict[str, str]:
+    """What names the data a model saw: the dataset folder and the annotations read in it."""
+    return {"dataset": str(Path(args.dataset).resolve()),
+            "annotations": str(Path(table.source).resolve())}
+
+
+def _evaluation_samples(args, table, config: LocalizerConfig, sidecar: dict) -> list:
+    """The samples ``--split`` and ``--limit`` select; prints how many and what they are."""
     from localization.data import stratified_split
+
+    samples = table.samples
+    if args.split != "all":
+        train, val = stratified_split(samples, config.VAL_FRACTION, config.SEED)
+        samples = val if args.split == "val" else train
+        if not samples:
+            raise ValueError(f"--split {args.split}: the split of {len(table.samples)} images "
+                             f"(VAL_FRACTION={config.VAL_FRACTION}) leaves none; use --split all")
+    limited = bool(args.limit) and args.limit < len(samples)
+    samples = samples[:args.limit] if limited else samples
+    print(f"scored {len(samples)} images (split: {args.split}"
+          f"{f', the first {args.limit} by --limit' if limited else ''})")
+    if args.split == "all" and sidecar.get("trained_on") == _trained_on(args, table):
+        print("note: the model was trained on this folder, so the score includes its training "
+              "images; --split val scores only the held-out share")
+    return samples
+
+
+def command_evaluate(args) -> int:
     from localization.inference import predict_images
     from localization.metrics import compute_localization_metrics
     from localization.training import load_localizer
 
     model_path = _model_path(args)
     model, class_names = load_localizer(model_path)
-    saved = json.loads(model_path.with_suffix(".json").read_text()).get("config", {})
+    sidecar = json.loads(model_path.with_suffix(".json").read_text())
+    saved = sidecar.get("config", {})
     config = _config(args)
     config.override([f"{key}={value!r}" for key, value in saved.items()
                      if key in ("VAL_FRACTION", "SEED", "MULTI_BOX_POLICY", "COORDINATES")])
     config.override(args.set or [])
     table = _load_table(args, config, class_names)
-    samples = table.samples
-    if args.split == "val":
-        samples = stratified_split(samples, config.VAL_FRACTION, config.SEED)[1]
-    if args.limit:
-        samples = samples[:args.limit]
+    samples = _evaluation_samples(args, table, config, sidecar)
     predictions = predict_images(model, [s.path for s in samples])
     metrics = compute_localization_metrics(
         np.array([s.box for s in samples]), [s.class_index for s in samples],
         np.array([p.box for p in predictions]), [p.class_index for p in predictions], class_names)
-    metrics.update({"split": args.split, "model": str(model_path)})
+    metrics.update({"split": args.split, "images_scored": len(samples), "model": str(model_path)})
     print(_metrics_table(metrics))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -222,37 +273,113 @@ def command_predict(args) -> int:
     return 0
 
 
+def _submission_inputs(args) -> tuple[list[str], list[Path | None], Path]:
+    """Row names, their image paths (None: not found) and the folder searched.
+
+    ``--test-csv`` (or ``DATASET/test.csv``) gives the names and their order, images looked up
+    in ``--image``, ``--dataset`` or the CSV's folder (each with its ``images/``); a plain
+    ``--image`` folder gives its image files in sorted file-name order.
+    """
+    from localization.inference import list_images
+
+    if args.test_csv or (args.dataset and not args.image):
+        test_csv = Path(args.test_csv) if args.test_csv else Path(args.dataset) / "test.csv"
+        names = load_filename_list(test_csv)
+        root = Path(args.image or args.dataset or test_csv.parent)
+        if not root.is_dir():
+            raise FileNotFoundError(f"image folder not found: {root}")
+        return names, [resolve_image_path(root, name) for name in names], root
+    if not args.image:
+        raise ValueError("submission needs --image DIR (every image in it, by file name) or "
+                         "--test-csv FILE (the file names and their order)")
+    paths = list_images(args.image)
+    return [path.name for path in paths], paths, Path(args.image)
+
+
+# What PIL raises for a missing, truncated, non-image or decompression-bomb file.
+IMAGE_READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _predict_or_reason(model, paths: list[Path | None]) -> list:
+    """A Prediction per path, or why there is none (the path is missing or unreadable)."""
+    from localization.inference import predict_images
+
+    def predict_one(path):
+        if path is None:
+            return "not found"
+        try:
+            return predict_images(model, [path])[0]
+        except IMAGE_READ_ERRORS as error:
+            return f"not a readable image ({' '.join(str(error).split())})"
+
+    results = []
+    for start in range(0, len(paths), 16):
+        chunk = paths[start:start + 16]
+        if None not in chunk:
+            try:
+                results.extend(predict_images(model, chunk))
+                continue
+            except IMAGE_READ_ERRORS:
+                pass  # find which file it was, one at a time
+        results.extend(predict_one(path) for path in chunk)
+    return results
+
+
 def command_submission(args) -> int:
-    from localization.inference import predict_images, write_submission
+    from localization.inference import write_submission
     from localization.training import load_localizer
 
+    names, paths, root = _submission_inputs(args)
+    if not names:
+        raise ValueError("the submission has no rows")
     model, class_names = load_localizer(_model_path(args))
-    dataset = Path(args.dataset)
-    test_csv = Path(args.test_csv) if args.test_csv else dataset / "test.csv"
-    filenames = load_filename_list(test_csv)
-    if not filenames:
-        raise ValueError(f"{test_csv} lists no filenames")
-    paths = [resolve_image_path(dataset, name) for name in filenames]
-    missing = [name for name, path in zip(filenames, paths, strict=True) if path is None]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} test image(s) not found under {dataset}: "
-                                f"{', '.join(missing[:5])}")
-    predictions = predict_images(model, paths)
-    path = write_submission(args.out, filenames, predictions, class_names)
-    print(f"wrote {path} ({len(filenames)} rows)")
+    results = _predict_or_reason(model, paths)
+    errors = [(name, result) for name, result in zip(names, results, strict=True)
+              if isinstance(result, str)]
+    path = write_submission(args.out, names, [None if isinstance(result, str) else result
+                                              for result in results], class_names)
+    print(f"wrote {path} ({len(names)} rows, {len(errors)} error rows)")
+    for name, reason in errors:
+        print(f"error row {name}: {reason} (under {root})", file=sys.stderr)
+    if errors:
+        raise ValueError(f"{len(errors)} of {len(names)} image(s) could not be read "
+                         f"({', '.join(name for name, _ in errors[:5])}"
+                         f"{', ...' if len(errors) > 5 else ''}); "
+                         f"their rows in {path} have an empty class and box")
+    return 0
+
+
+def command_export(args) -> int:
+    from localization.export import export_localizer
+    from localization.training import load_localizer
+
+    if args.size is not None and len(args.size) not in (1, 2):
+        raise ValueError(f"--size takes H or H W; got {len(args.size)} numbers")
+    size = None if args.size is None else (args.size[0], args.size[-1])
+    model, class_names = load_localizer(_model_path(args))
+    try:
+        path = export_localizer(model, args.out, args.format, size=size, quantize=args.int8,
+                                class_names=class_names if args.format == "saved_model" else None)
+    except ImportError as error:
+        raise ValueError(str(error)) from None
+    print(f"wrote {args.format} to {path} (classes: {', '.join(class_names)})")
     return 0
 
 
 def build_parser(prog: str = "face_mask.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="One box + one class per image "
-                                     "(face mask / no mask), from a CSV.")
+                                     "(face mask / no mask), from a CSV or a PASCAL VOC XML folder.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add(name, handler, help_text, dataset_required):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--dataset", required=dataset_required,
-                         help="folder with the images (or images/) and the CSV")
+                         help="folder with the images (or images/) and the CSV, or VOC XML files "
+                              "in annotations/")
         sub.add_argument("--csv", help="annotation CSV inside --dataset (default: the one *.csv)")
+        sub.add_argument("--format", choices=("auto", "csv", "voc"), default="auto",
+                         help="annotations: auto = VOC when DATASET/annotations/ holds *.xml "
+                              "(Kaggle's face-mask set), else the CSV")
         sub.add_argument("--logs", default="logs/face_mask", help="training outputs folder")
         sub.add_argument("--set", action="append", metavar="KEY=VALUE",
                          help="override a LocalizerConfig field (repeatable)")
@@ -263,23 +390,50 @@ def build_parser(prog: str = "face_mask.py") -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    train = add("train", command_train, "train on the CSV's stratified train split", True)
+    train = add("train", command_train, "train on a stratified train split", True)
     train.add_argument("--weights", default="none", help="none | imagenet | last | PATH.keras")
     train.add_argument("--epochs", type=int, default=50)
     train.add_argument("--steps-per-epoch", type=int, default=None)
     evaluate = add("evaluate", command_evaluate, "metrics JSON + table", True)
     evaluate.add_argument("--weights", default="last", help="last | PATH.keras")
-    evaluate.add_argument("--split", choices=("val", "all"), default="val")
-    evaluate.add_argument("--limit", type=int, default=None)
+    evaluate.add_argument("--split", choices=("all", "val", "train"), default="all",
+                          help="all: every image of --dataset (default); val / train: the "
+                               "held-out / training share of the split train made, for the "
+                               "folder the model was trained on")
+    evaluate.add_argument("--limit", type=int, default=None, help="score the first N images")
     evaluate.add_argument("--out", help="metrics JSON path")
     predict = add("predict", command_predict, "PNGs with GT (green) and prediction (red)", False)
     predict.add_argument("--image", required=True, help="image file or folder")
     predict.add_argument("--weights", default="last", help="last | PATH.keras")
     predict.add_argument("--out", default="predictions", help="output folder")
-    submission = add("submission", command_submission, "CSV with class and pixel box", True)
-    submission.add_argument("--test-csv", help="filenames to predict (default: DATASET/test.csv)")
+    submission = add("submission", command_submission, "CSV with class and pixel box", False)
+    submission.description = (
+        "One row per image: filename,class,xmin,ymin,xmax,ymax (pixels of the original image). "
+        "--image DIR: every image file of DIR, rows in sorted file-name order, named by file "
+        "name. --test-csv FILE (or DATASET/test.csv): the file names and their order from its "
+        f"header column ({', '.join(TEST_LIST_COLUMNS)}; any case) or one name per line, "
+        "images looked up in --image, --dataset or the CSV's folder. An image that is missing "
+        "or cannot be read gets an error row (its name, empty class and box), is named on "
+        "stderr, and the command exits with status 2 after writing every row.")
+    submission.add_argument("--image", help="folder of test images (or where --test-csv's "
+                                            "files are)")
+    submission.add_argument("--test-csv", help="file names to predict, in order "
+                                               "(default with --dataset: DATASET/test.csv)")
     submission.add_argument("--weights", default="last", help="last | PATH.keras")
     submission.add_argument("--out", default="submission.csv")
+    export = commands.add_parser("export", help="SavedModel, LiteRT or ONNX with the resizing, "
+                                                "softmax and pixel box inside")
+    export.add_argument("--weights", default="last", help="last | PATH.keras")
+    export.add_argument("--logs", default="logs/face_mask", help="training outputs folder")
+    export.add_argument("--format", choices=("saved_model", "tflite", "onnx"), required=True)
+    export.add_argument("--out", required=True, help="SavedModel folder or .tflite/.onnx file")
+    export.add_argument("--size", type=int, nargs="+", metavar="PX",
+                        help="tflite: fixed input H [W] (default: the model's INPUT_SIZE)")
+    export.add_argument("--int8", action="store_true",
+                        help="tflite: dynamic-range int8 weights (about 4x smaller)")
+    export.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ log lines (start-up, graph optimizer)")
+    export.set_defaults(handler=command_export)
     return parser
 
 

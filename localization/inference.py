@@ -14,11 +14,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from localization.annotations import IMAGE_SUFFIXES
 from localization.boxes import denormalize_boxes
 from localization.data import load_image_rgb, resize_image
 from localization.model import get_input_size
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SUBMISSION_COLUMNS = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 
 
@@ -70,10 +70,11 @@ def predict_images(model: keras.Model, paths: Sequence[str | Path],
 
 
 def write_submission(path: str | Path, filenames: Sequence[str],
-                     predictions: Sequence[Prediction], class_names: Sequence[str]) -> Path:
+                     predictions: Sequence[Prediction | None], class_names: Sequence[str]) -> Path:
     """CSV ``filename,class,xmin,ymin,xmax,ymax``: one row per filename, in the given order.
 
-    Boxes are integer pixels of the original image (rounded, clipped to the image).
+    Boxes are integer pixels of the original image (rounded, clipped to the image). A ``None``
+    prediction (the image could not be read) writes an error row: the filename, the rest empty.
     """
     if len(filenames) != len(predictions):
         raise ValueError(f"got {len(filenames)} filenames but {len(predictions)} predictions")
@@ -83,6 +84,9 @@ def write_submission(path: str | Path, filenames: Sequence[str],
         writer = csv.writer(handle)
         writer.writerow(SUBMISSION_COLUMNS)
         for filename, prediction in zip(filenames, predictions, strict=True):
+            if prediction is None:
+                writer.writerow([filename] + [""] * (len(SUBMISSION_COLUMNS) - 1))
+                continue
             width, height = prediction.image_size
             limits = np.array([width, height, width, height])
             box = np.clip(np.rint(prediction.pixel_box), 0, limits).astype(int)

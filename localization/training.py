@@ -16,6 +16,7 @@ import keras
 from localization.losses import build_localization_losses
 from localization.metrics import MeanBoxIoU
 from localization.optimizer import build_optimizer
+from localization.saving import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +102,17 @@ def save_localizer(model: keras.Model, path: str | Path, class_names: Sequence[s
 
 
 def load_localizer(path: str | Path, compile: bool = False) -> tuple[keras.Model, list[str]]:
-    """Load a ``.keras`` localizer and the class names from its sidecar."""
+    """Load a ``.keras`` localizer and the class names from its sidecar.
+
+    Raises:
+        ModelFileError: the model file is missing, truncated or not a ``.keras`` archive.
+        FileNotFoundError: the ``.json`` sidecar is missing.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+    model = load_model(path, compile=compile)
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         raise FileNotFoundError(f"class-name sidecar not found next to the model: {sidecar}")
-    model = keras.models.load_model(path, compile=compile)
     class_names = json.loads(sidecar.read_text())["class_names"]
     predicted = model.output["class"].shape[-1]
     if len(class_names) != predicted:

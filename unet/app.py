@@ -25,6 +25,7 @@ import sys
 import keras
 import streamlit as st
 
+from unet import saving
 from unet.background import CutoutOptions, cut_out, encode_png
 from unet.device import describe_device
 from unet.imaging import ImageReadError
@@ -79,7 +80,7 @@ def browser_upload_mb(limits: UploadLimits) -> int:
 @st.cache_resource
 def load_model(path: str) -> keras.Model:
     """Loaded once per process (cached), as a single-output inference model (no loss needed)."""
-    return build_inference_model(keras.models.load_model(path, compile=False))
+    return build_inference_model(saving.load_model(path, compile=False))
 
 
 def sidebar_options() -> CutoutOptions:
@@ -101,7 +102,11 @@ def main() -> None:
         st.error(f"No model file ({path!r}). Start with: streamlit run unet/app.py -- "
                  "--model path/to/best.keras")
         return
-    model = load_model(path)
+    try:
+        model = load_model(path)
+    except saving.ModelFileError as error:
+        st.error(str(error))
+        return
     st.caption(f"Model: {os.path.basename(path)} ({model.count_params():,} parameters), "
                f"device: {describe_device()} ({keras.backend.backend()})")
     try:

@@ -24,8 +24,14 @@ from unet.data import (
     load_kaggle_csv,
     split_samples,
 )
-from unet.imaging import ImageReadError, list_image_files, read_image
-from unet.rle import encode_rle, validate_submission, write_submission
+from unet.imaging import IMAGE_EXTENSIONS, ImageReadError, list_image_files, read_image
+from unet.rle import (
+    ID_HEADERS,
+    encode_rle,
+    load_submission_ids,
+    validate_submission,
+    write_submission,
+)
 from unet.synthetic import make_synthetic_people
 
 if TYPE_CHECKING:
@@ -34,6 +40,9 @@ if TYPE_CHECKING:
 # TensorFlow/Keras (and scipy, via unet.postprocess) are imported inside the commands that need
 # them: ``--help`` and argument errors answer at once; quiet_tensorflow() runs before TF loads.
 logger = logging.getLogger(__name__)
+# Written by train beside config.json: the data it read (see data_source), so that evaluate can
+# say when --split all scores training images.
+TRAINED_ON_FILE = "trained_on.json"
 
 
 class UsageError(ValueError):
@@ -77,8 +86,10 @@ def _add_dataset(parser):
     parser.add_argument("--csv", default="train.csv", help="Kaggle RLE CSV (--format kaggle)")
     parser.add_argument("--annotations", help="COCO JSON (--format coco)")
     parser.add_argument("--limit", type=int, help="use at most N images")
-    parser.add_argument("--split", choices=("val", "all"), default="val",
-                        help="evaluate the held-out split or every image")
+    parser.add_argument("--split", choices=("all", "val", "train"), default="all",
+                        help="evaluate: all = every image of --dataset (default); val / train "
+                             "= the held-out / training share of the split train made, for "
+                             "the folder the model was trained on")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,13 +109,33 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("predict", "mask PNGs"), ("submission", "Kaggle RLE CSV"),
                        ("remove-background", "RGBA cut-outs at the original size")):
         command = commands.add_parser(name, help=text)
-        command.add_argument("--image", required=True, help="an image file or a folder")
+        command.add_argument("--image", required=name != "submission",
+                             help="an image file or a folder")
         _add_common(command, "best")
         command.add_argument("--out", help="output folder (submission: CSV path)")
+    submission = commands.choices["submission"]
+    submission.description = (
+        "One row per image: id,rle_mask (column-major, 1-based RLE). --image DIR: every image "
+        "file of DIR, rows in sorted file-name order, id = the file's stem. --test-csv FILE: "
+        f"ids and their order from its id column ({', '.join(ID_HEADERS)}; any case), each "
+        "found in --image DIR (default: the CSV's folder) by file name or stem. An image "
+        "that is missing or cannot be read gets an error row (its id, an empty mask), is "
+        "named on stderr, and the command exits with status 2 after writing every row.")
+    submission.add_argument("--test-csv", help="ids to predict, in order (a sample "
+                                               "submission or test list)")
     removal = commands.choices["remove-background"]
     removal.add_argument("--background", help="solid colour instead of transparency")
     removal.add_argument("--feather", type=float, default=0.0, help="soft edge sigma in px")
     removal.add_argument("--save-mask", action="store_true", help="also write the alpha PNG")
+    export = commands.add_parser("export", help="SavedModel, LiteRT or ONNX with the resizing "
+                                                "and sigmoid inside (unet/export.py)")
+    _add_common(export, "best")
+    export.add_argument("--format", choices=("saved_model", "tflite", "onnx"), required=True)
+    export.add_argument("--out", required=True, help="SavedModel folder or .tflite/.onnx file")
+    export.add_argument("--size", type=int, nargs="+", metavar="PX",
+                        help="tflite: fixed input H [W] (default: the model's IMAGE_SIZE)")
+    export.add_argument("--int8", action="store_true",
+                        help="tflite: dynamic-range int8 weights (about 4x smaller)")
     synthetic = commands.add_parser("make-synthetic", help="write a generated demo dataset")
     synthetic.add_argument("--out", required=True)
     synthetic.add_argument("--count", type=int, default=64)
@@ -146,6 +177,35 @@ def load_samples(args, config):
     return samples
 
 
+def data_source(args) -> dict[str, str]:
+    """What names the data read: ``--format`` and the resolved folders / files of that format."""
+    root = Path(args.dataset)
+    names = {"folders": {"images": root / args.images, "masks": root / args.masks},
+             "kaggle": {"csv": _under(root, args.csv), "images": _under(root, args.images)},
+             "coco": {"annotations": _under(root, args.annotations or ""),
+                      "images": _under(root, args.images)}}[args.format]
+    return {"format": args.format, **{key: str(path.resolve()) for key, path in names.items()}}
+
+
+def select_split(args, samples, config) -> list:
+    """The samples ``--split`` names; prints how many, and a note when they include training
+    images (``--split all`` on the data this run trained on)."""
+    if args.split != "all":
+        train, val = split_samples(samples, config.VAL_FRACTION, config.SEED)
+        chosen = val if args.split == "val" else train
+        if not chosen:
+            raise UsageError(f"--split {args.split}: the split of {len(samples)} images "
+                             f"(VAL_FRACTION={config.VAL_FRACTION}) leaves none; use --split all")
+        samples = chosen
+    print(f"scored {len(samples)} images (split: {args.split})")
+    trained_on = Path(args.logs) / TRAINED_ON_FILE
+    if (args.split == "all" and trained_on.is_file()
+            and json.loads(trained_on.read_text()) == data_source(args)):
+        print("note: the model was trained on this data, so the score includes its training "
+              "images; --split val scores only the held-out share")
+    return samples
+
+
 def report_skipped(skipped) -> None:
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -153,11 +213,8 @@ def report_skipped(skipped) -> None:
 
 def load_model(args, config) -> keras.Model:
     """The model named by ``--weights`` (a .keras file, last/best of --logs, or a new one)."""
-    import keras
-
-    import unet.losses
-    import unet.metrics  # noqa: F401 (with unet.models: registers the saved custom objects)
     from unet.models import build_unet
+    from unet.saving import load_model as load_saved_model
 
     choice = args.weights
     if choice in ("none", "imagenet"):
@@ -170,7 +227,7 @@ def load_model(args, config) -> keras.Model:
     path = Path(args.logs) / f"{choice}.keras" if choice in ("last", "best") else Path(choice)
     if not path.is_file():
         raise UsageError(f"weights file {path} not found")
-    return keras.models.load_model(path)
+    return load_saved_model(path)
 
 
 def command_train(args) -> int:
@@ -200,6 +257,7 @@ def command_train(args) -> int:
     compile_model(model, config.LOSS, config.LEARNING_RATE, config.RUN_EAGERLY)
     Path(args.logs).mkdir(parents=True, exist_ok=True)
     config.save(Path(args.logs) / "config.json")
+    (Path(args.logs) / TRAINED_ON_FILE).write_text(json.dumps(data_source(args), indent=2))
     # Repeated passes + explicit steps: Keras shows "N/N" and never runs out of input, also
     # when an unreadable file is skipped (which leaves the dataset's length unknown).
     datasets = [
@@ -227,9 +285,7 @@ def command_evaluate(args) -> int:
     from unet.postprocess import compute_alpha
 
     config = load_config(args)
-    samples = load_samples(args, config)
-    if args.split == "val":
-        samples = split_samples(samples, config.VAL_FRACTION, config.SEED)[1] or samples
+    samples = select_split(args, load_samples(args, config), config)
     model = build_inference_model(load_model(args, config), config.INFERENCE_MODE,
                                   config.INFERENCE_HEAD)
     raw, cleaned = SegmentationEvaluator(), SegmentationEvaluator()
@@ -241,7 +297,7 @@ def command_evaluate(args) -> int:
                              config.FILL_HOLES) > 0
         cleaned.add(mask, target, sample.name)
     metrics = {**raw.summarize(), "postprocessed": cleaned.summarize(),
-               "threshold": config.THRESHOLD, "split": args.split,
+               "threshold": config.THRESHOLD, "split": args.split, "images_scored": len(samples),
                "per_image_scores": raw.image_scores}
     print(f"{'metric':<16}{'per image':>10}{'dataset':>10}{'post-proc':>10}")
     for key in ("dice", "iou", "pixel_accuracy"):
@@ -263,26 +319,39 @@ def _input_files(path_text: str):
     return [path], []
 
 
-def _for_each_image(args, handle_image) -> int:
-    """Runs ``handle_image(path, image, alpha)`` per input file; bad files are skipped."""
+def _predict_alphas(args, files):
+    """Yields ``(path, image, alpha, None)`` per file, or ``(path, None, None, reason)`` for a
+    file that is missing (``path`` None) or cannot be read."""
     from unet.inference import predict_probability
     from unet.models import build_inference_model
     from unet.postprocess import compute_alpha
 
     config = load_config(args)
-    files, skipped = _input_files(args.image)
     model = build_inference_model(load_model(args, config), config.INFERENCE_MODE,
                                   config.INFERENCE_HEAD)
-    done = 0
     for path in files:
+        if path is None:
+            yield None, None, None, "no such image file"
+            continue
         try:
             image = read_image(path, config.CHANNELS)
         except ImageReadError as error:
-            skipped.append((str(path), str(error).removeprefix(f"{path}: ")))
+            yield path, None, None, str(error).removeprefix(f"{path}: ")
             continue
         probability = predict_probability(model, image)
         alpha = compute_alpha(probability, config.THRESHOLD, config.MIN_COMPONENT_SIZE,
                               config.FILL_HOLES, getattr(args, "feather", 0.0))
+        yield path, image, alpha, None
+
+
+def _for_each_image(args, handle_image) -> int:
+    """Runs ``handle_image(path, image, alpha)`` per input file; bad files are skipped."""
+    files, skipped = _input_files(args.image)
+    done = 0
+    for path, image, alpha, reason in _predict_alphas(args, files):
+        if reason is not None:
+            skipped.append((str(path), reason))
+            continue
         handle_image(path, image, alpha)
         done += 1
     report_skipped(skipped)
@@ -314,20 +383,71 @@ def command_remove_background(args) -> int:
     return _for_each_image(args, save)
 
 
+def _find_images(folder: Path, ids: list[str]) -> list[Path | None]:
+    """Per id: ``folder/id`` if it is a file, else the one image file whose stem is the id."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            by_stem.setdefault(path.stem, []).append(path)
+    found = []
+    for image_id in ids:
+        matches = [folder / image_id] if (folder / image_id).is_file() else by_stem.get(image_id, [])
+        if len(matches) > 1:
+            raise UsageError(f"{folder}: id {image_id!r} matches {len(matches)} files "
+                             f"({', '.join(path.name for path in matches)})")
+        found.append(matches[0] if matches else None)
+    return found
+
+
+def submission_inputs(args) -> tuple[list[str], list[Path | None]]:
+    """Row ids and their image files (None: not found), in row order.
+
+    ``--test-csv``: ids and order from the CSV, files in ``--image`` (default: the CSV's
+    folder) by name or stem. A plain ``--image`` folder: its image files in sorted file-name
+    order, each row named by the file's stem.
+    """
+    if args.test_csv:
+        folder = Path(args.image) if args.image else Path(args.test_csv).parent
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: not a folder (the images of --test-csv)")
+        ids = load_submission_ids(args.test_csv)
+        return ids, _find_images(folder, ids)
+    if not args.image:
+        raise UsageError("submission needs --image DIR (every image in it, by file stem) or "
+                         "--test-csv FILE (the ids and their order)")
+    files, skipped = _input_files(args.image)
+    report_skipped(skipped)
+    stems = [path.stem for path in files]
+    twins = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if twins:
+        raise UsageError(f"{args.image}: several files share the id {twins[0]!r} (ids are file "
+                         "stems); rename them or pass --test-csv")
+    return stems, files
+
+
 def command_submission(args) -> int:
-    rows, shapes = [], {}
-
-    def collect(path, image, alpha):
-        rows.append((path.stem, encode_rle(alpha > 127)))
-        shapes[path.stem] = alpha.shape
-
-    status = _for_each_image(args, collect)
+    ids, files = submission_inputs(args)
     out = Path(args.out or "submission.csv")
+    rows, shapes, errors = [], {}, []
+    for image_id, (path, _, alpha, reason) in zip(
+            ids, _predict_alphas(args, files), strict=True):
+        if reason is not None:
+            errors.append(image_id)
+            print(f"error row {image_id} ({path or 'no file'}): {reason}", file=sys.stderr)
+            rows.append((image_id, ""))
+            continue
+        rows.append((image_id, encode_rle(alpha > 127)))
+        shapes[image_id] = alpha.shape
     out.parent.mkdir(parents=True, exist_ok=True)
     write_submission(out, rows)
-    validate_submission(out, [image_id for image_id, _ in rows], shapes)
-    print(f"wrote {len(rows)} rows to {out} (column-major, 1-indexed RLE)")
-    return status
+    validate_submission(out, ids, shapes)
+    print(f"wrote {len(rows)} rows to {out} (column-major, 1-indexed RLE), "
+          f"{len(errors)} error rows")
+    if errors:
+        raise UsageError(f"{len(errors)} of {len(rows)} image(s) could not be read "
+                         f"({', '.join(errors[:5])}{', ...' if len(errors) > 5 else ''}); "
+                         f"their rows in {out} have an empty mask")
+    return 0
 
 
 def command_make_synthetic(args) -> int:
@@ -342,9 +462,31 @@ def command_make_synthetic(args) -> int:
     return 0
 
 
+def command_export(args) -> int:
+    from unet.export import export_model
+    from unet.models import build_inference_model
+
+    if args.weights in ("none", "imagenet"):
+        raise UsageError(f"--weights {args.weights} gives an untrained model; pass best, last "
+                         "or a .keras PATH")
+    if args.size is not None and len(args.size) not in (1, 2):
+        raise UsageError(f"--size takes H or H W; got {len(args.size)} numbers")
+    size = None if args.size is None else (args.size[0], args.size[-1])
+    config = load_config(args)
+    model = build_inference_model(load_model(args, config), config.INFERENCE_MODE,
+                                  config.INFERENCE_HEAD)
+    try:
+        path = export_model(model, args.out, args.format, threshold=config.THRESHOLD,
+                            size=size, quantize=args.int8)
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    print(f"wrote {args.format} to {path}")
+    return 0
+
+
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
             "submission": command_submission, "remove-background": command_remove_background,
-            "make-synthetic": command_make_synthetic}
+            "make-synthetic": command_make_synthetic, "export": command_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,9 @@ Default convention (Kaggle Carvana/Airbus, Supervisely person): pixels numbered 
 then left to right (``order="F"``, column-major), starting at 1 (``index_base=1``); the string is
 "start length start length ..."; an empty mask is the empty string. Example: the 3x3 mask
 ``[[0,1,1],[0,1,0],[1,1,0]]`` encodes to ``"3 5"`` (``order="C"``: ``"2 2 5 1 7 2"``).
+
+A submission has one row per image id; the row of an image that could not be read (an error
+row) has the id and an empty mask, as the format has no other way to leave a row blank.
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from unet.imaging import IMAGE_EXTENSIONS
+
 ORDERS = ("F", "C")
+# Header names of the id column of a test list or sample submission (compared lower-case):
+# Kaggle's ``id`` / ``ImageId`` / ``image_id``, or a file-name column.
+ID_HEADERS = ("id", "imageid", "image_id", "img", "image", "filename", "file_name", "name")
 
 
 def _check_order(order: str) -> None:
@@ -96,6 +104,31 @@ def write_submission(
     return count
 
 
+def load_submission_ids(path: str | os.PathLike) -> list[str]:
+    """Image ids, in order, from a test list or a sample submission CSV.
+
+    With a header row, the first column named as in ``ID_HEADERS`` (any case) is read and the
+    other columns (e.g. an empty ``rle_mask``) are ignored; without one, a single column of
+    file names (each with an image extension). Raises ValueError naming the file otherwise.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise ValueError(f"{path}: empty file, expected a header and one id per row")
+    header = [cell.strip().lower() for cell in rows[0]]
+    column = next((header.index(name) for name in ID_HEADERS if name in header), None)
+    if column is None:
+        if len(header) != 1 or not header[0].endswith(IMAGE_EXTENSIONS):
+            raise ValueError(f"{path}: the first row {rows[0]} names no id column; expected a "
+                             f"header with one of {list(ID_HEADERS)} (any case), or one image "
+                             "file name per row without a header")
+        column, rows = 0, [[], *rows]
+    ids = [row[column].strip() if len(row) > column else "" for row in rows[1:]]
+    if "" in ids:
+        raise ValueError(f"{path}: {ids.count('')} row(s) without an id")
+    return ids
+
+
 def validate_submission(
     path: str | os.PathLike,
     expected_ids: Sequence[str],
@@ -104,7 +137,8 @@ def validate_submission(
 ) -> None:
     """Checks a submission CSV: header, one row per expected id in order, valid RLE per row.
 
-    ``shapes`` maps each id to its mask ``(H, W)``. Raises ValueError naming the first problem.
+    ``shapes`` maps each id to its mask ``(H, W)``; an id without a shape (an error row) must
+    have an empty mask. Raises ValueError naming the first problem.
     """
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
@@ -120,6 +154,11 @@ def validate_submission(
     for line, row in enumerate(body, start=2):
         if len(row) != 2:
             raise ValueError(f"{path}:{line}: expected 2 fields, got {len(row)}")
+        if row[0] not in shapes:
+            if row[1]:
+                raise ValueError(f"{path}:{line} ({row[0]}): an error row must have an empty "
+                                 "mask")
+            continue
         height, width = shapes[row[0]]
         try:
             parse_rle(row[1], height * width, index_base)

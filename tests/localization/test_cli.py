@@ -49,15 +49,52 @@ def test_train_writes_tensorboard_losses_per_epoch(trained):
 
 
 def test_evaluate_writes_metrics_json(trained, tmp_path, capsys):
+    """evaluate scores the whole folder by default, says how many, and notes that it is the
+    training folder (it used to score only its val share, 43 of 169 images, without a word)."""
     dataset, logs = trained
     out = tmp_path / "metrics.json"
     assert main(["evaluate", "--dataset", str(dataset), "--logs", str(logs), "--preset", "tiny",
-                 "--split", "all", "--out", str(out)]) == 0
+                 "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
-    assert metrics["images"] == 24
+    assert metrics["images"] == metrics["images_scored"] == 24 and metrics["split"] == "all"
     assert set(metrics["per_class"]) == {"disk", "square"}
     assert 0.0 <= metrics["accuracy_at_iou50"] <= metrics["accuracy"] <= 1.0
-    assert "acc@IoU.5" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "acc@IoU.5" in printed and "scored 24 images (split: all)" in printed
+    assert "note: the model was trained on this folder" in printed
+
+
+def test_evaluate_split_val_scores_the_held_out_share(trained, tmp_path, capsys):
+    """--split val scores exactly the images train held out, without the training note."""
+    from localization.annotations import load_annotations
+    from localization.config import tiny_config
+    from localization.data import stratified_split
+
+    dataset, logs = trained
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--dataset", str(dataset), "--logs", str(logs), "--preset", "tiny",
+                 "--split", "val", "--out", str(out)]) == 0
+    config = tiny_config()
+    samples = load_annotations(dataset / "train.csv", dataset).samples
+    val = stratified_split(samples, config.VAL_FRACTION, config.SEED)[1]
+    metrics = json.loads(out.read_text())
+    assert 0 < metrics["images_scored"] == len(val) < 24 and metrics["split"] == "val"
+    printed = capsys.readouterr().out
+    assert f"scored {len(val)} images (split: val)" in printed and "note:" not in printed
+
+
+def test_evaluate_other_folder_scores_every_image_without_the_note(trained, tmp_path, capsys):
+    """A folder the model was not trained on: all of it, and no training-images note."""
+    from localization.synthetic import write_synthetic_dataset
+
+    _, logs = trained
+    write_synthetic_dataset(tmp_path / "unseen", count=6, size=(64, 48), seed=9)
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--dataset", str(tmp_path / "unseen"), "--logs", str(logs),
+                 "--preset", "tiny", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["images_scored"] == 6
+    printed = capsys.readouterr().out
+    assert "scored 6 images (split: all)" in printed and "note:" not in printed
 
 
 def test_predict_draws_ground_truth_green_and_prediction_red(trained, tmp_path):

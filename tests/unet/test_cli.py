@@ -60,14 +60,51 @@ def test_resume_continues_the_epoch_counter(trained_run):
 
 
 def test_evaluate_writes_metrics_json(trained_run, capsys):
+    """evaluate on a folder scores all of it by default, says so, and notes that the folder is
+    the training one (a user would otherwise read a training-set score as a test score)."""
     root, logs = trained_run
     out = root / "metrics.json"
     assert main(["evaluate", "--dataset", str(root / "people"), "--logs", str(logs),
                  "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
-    assert metrics["images"] == 2  # 20 % of 10 held out
+    assert metrics["images"] == metrics["images_scored"] == 10 and metrics["split"] == "all"
     assert 0 <= metrics["per_image"]["dice"] <= 1 and "dataset" in metrics
-    assert "pixel_accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "pixel_accuracy" in printed and "scored 10 images (split: all)" in printed
+    assert "note: the model was trained on this data" in printed
+
+
+@pytest.mark.parametrize(("split", "count"), [("val", 2), ("train", 8)])
+def test_evaluate_split_scores_the_share_training_used(trained_run, capsys, split, count):
+    """--split val scores the 20 % train held out (the same images), --split train the rest."""
+    from unet.config import SegmentationConfig
+    from unet.data import load_folder_pairs, split_samples
+
+    root, logs = trained_run
+    out = root / f"metrics_{split}.json"
+    assert main(["evaluate", "--dataset", str(root / "people"), "--logs", str(logs),
+                 "--split", split, "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["images_scored"] == count and metrics["split"] == split
+    config = SegmentationConfig.load(logs / "config.json")
+    shares = split_samples(load_folder_pairs(root / "people")[0], config.VAL_FRACTION, config.SEED)
+    assert sorted(score["image"] for score in metrics["per_image_scores"]) == sorted(
+        sample.name for sample in shares[split == "val"])
+    printed = capsys.readouterr().out
+    assert f"scored {count} images (split: {split})" in printed and "note:" not in printed
+
+
+def test_evaluate_other_folder_scores_every_image_without_the_note(trained_run, dataset_writer,
+                                                                     capsys):
+    """A folder the model never saw: all of it is scored and no training-images note."""
+    root, logs = trained_run
+    dataset_writer(root / "unseen", count=3, size=48, seed=5)
+    out = root / "metrics_unseen.json"
+    assert main(["evaluate", "--dataset", str(root / "unseen"), "--logs", str(logs),
+                 "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["images_scored"] == 3
+    printed = capsys.readouterr().out
+    assert "scored 3 images (split: all)" in printed and "note:" not in printed
 
 
 def test_batch_commands_skip_bad_files(trained_run, capsys):
@@ -86,10 +123,11 @@ def test_batch_commands_skip_bad_files(trained_run, capsys):
 
     submission = root / "submission.csv"
     assert main(["submission", "--image", str(inputs), "--logs", str(logs),
-                 "--out", str(submission)]) == 0
+                 "--out", str(submission)]) == 2  # corrupt.png: an error row, not a gap
     rows = list(csv.reader(submission.open()))
-    assert rows[0] == ["id", "rle_mask"] and [r[0] for r in rows[1:]] == ["grey", "odd"]
-    assert decode_rle(rows[2][1], (21, 35)).shape == (21, 35)
+    assert rows[0] == ["id", "rle_mask"]
+    assert [r[0] for r in rows[1:]] == ["corrupt", "grey", "odd"] and rows[1] == ["corrupt", ""]
+    assert decode_rle(rows[3][1], (21, 35)).shape == (21, 35)
 
     assert main(["remove-background", "--image", str(inputs / "odd.png"), "--logs", str(logs),
                  "--out", str(root / "cut"), "--background", "white"]) == 0
