@@ -25,7 +25,7 @@ test-slow: install-test
 	$(PYTHON) -m pytest -m slow -q
 
 lint:
-	$(PYTHON) -m ruff check mrcnn unet localization samples tests benchmarks
+	$(PYTHON) -m ruff check mrcnn unet localization vision_common samples tests benchmarks
 
 # Apply each curated mutant (tests/mutation/*.toml) to a temporary copy and run the tests that
 # must kill it; reports killed / survived. Not part of CI (tens of minutes).

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -27,20 +26,12 @@ from localization.annotations import (
 )
 from localization.config import LocalizerConfig, tiny_config
 from localization.voc import find_voc_folder, load_voc_annotations
+from vision_common.tensorflow_logs import quiet_tensorflow
 
 # TensorFlow/Keras modules are imported inside the commands that need them: ``--help`` and
 # argument errors answer at once, and quiet_tensorflow() runs before TensorFlow loads.
 logger = logging.getLogger(__name__)
 MODEL_FILE = "localizer.keras"
-
-
-def quiet_tensorflow(verbose: bool = False) -> None:
-    """Hide TensorFlow's C++ INFO/WARNING lines; call before TensorFlow is first imported.
-
-    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (errors still print) unless the user set it or ``verbose``.
-    """
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _find_csv(dataset: Path, csv_name: str | None) -> Path:

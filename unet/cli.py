@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +32,7 @@ from unet.rle import (
     write_submission,
 )
 from unet.synthetic import make_synthetic_people
+from vision_common.tensorflow_logs import quiet_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -52,15 +52,6 @@ class UsageError(ValueError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse prints usage too by default)
         self.exit(2, f"error: {message}\n")
-
-
-def quiet_tensorflow(verbose: bool = False) -> None:
-    """Hide TensorFlow's C++ INFO/WARNING lines; call before TensorFlow is first imported.
-
-    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (errors still print) unless the user set it or ``verbose``.
-    """
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _add_verbose(parser):

@@ -142,9 +142,10 @@ def test_matterport_paths_import_without_warnings():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-@pytest.mark.parametrize("package", ["mrcnn", "unet", "localization"])
+@pytest.mark.parametrize("package", ["mrcnn", "unet", "localization", "vision_common"])
 def test_the_three_model_packages_never_import_each_other(package):
-    """Each installs and runs alone: a U-Net user never pays for Mask R-CNN's imports."""
+    """Each installs and runs alone: a U-Net user never pays for Mask R-CNN's imports (and the
+    shared helpers in vision_common import none of the three)."""
     others = {"mrcnn", "unet", "localization"} - {package}
     wrong = []
     for path in sorted((MRCNN.parent / package).rglob("*.py")):
