@@ -25,6 +25,7 @@ from typing import Any
 
 from mrcnn.config import Config, ConfigError, parse_override, tiny_config
 from mrcnn.data.errors import DatasetError
+from vision_common.tensorflow_logs import quiet_tensorflow  # noqa: F401 (samples import it here)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,18 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 EVALUATE_MIN_CONFIDENCE = 0.0
 
 
+# train's flags that set a Config field.
+TRAIN_FLAG_FIELDS = {
+    "steps_per_epoch": "STEPS_PER_EPOCH",
+    "strategy": "DISTRIBUTION_STRATEGY",
+    "optimizer": "OPTIMIZER",
+    "lr_schedule": "LEARNING_RATE_SCHEDULE",
+    "lr_steps": "LEARNING_RATE_STEPS",
+    "warmup_steps": "WARMUP_STEPS",
+    "repeat_factor_threshold": "REPEAT_FACTOR_THRESHOLD",
+}
+
+
 class UsageError(Exception):
     """A mistake in the user's command or inputs: reported in one line, exit status 2."""
 
@@ -43,17 +56,6 @@ def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
     """``--verbose``: let TensorFlow's own C++ log lines through (see :func:`quiet_tensorflow`)."""
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's C++ log lines (start-up, graph optimizer)")
-
-
-def quiet_tensorflow(verbose: bool = False) -> None:
-    """Hide TensorFlow's C++ INFO/WARNING lines; call before TensorFlow is first imported.
-
-    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (errors still print) unless the user set it or ``verbose``.
-    Level 2, not 1: grappler's cost model logs a WARNING per CropAndResize (ROIAlign) op because
-    the number of boxes per pyramid level is only known at run time; it is harmless.
-    """
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
                          help="dataset root directory" + (" (detect: for class names only)"
                                                           if command == "detect" else ""))
         sub.add_argument("--weights", default="last" if command != "train" else "none",
-                         help="coco | imagenet | last | none | PATH to an .h5 file")
+                         help="coco | imagenet | last | best | none | PATH to an .h5 file "
+                              "(best: the run's best checkpoint, kept by --map-every)")
         sub.add_argument("--logs", default="logs", help="logs and checkpoints directory")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a Config field (repeatable), e.g. IMAGE_MAX_DIM=256")
@@ -106,9 +109,26 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
                              help="every N epochs, log mAP on validation images to TensorBoard")
             sub.add_argument("--map-images", type=int, default=20, metavar="K",
                              help="validation images used by --map-every (default 20)")
+            sub.add_argument("--best-metric", default="segm_AP",
+                             choices=["segm_AP", "bbox_AP", "mAP50", "mAP"],
+                             help="with --map-every: keep mask_rcnn_<name>_best.h5 for the best "
+                                  "value of this score (default COCO segm AP)")
             sub.add_argument("--strategy", choices=["mirrored", "multi_worker"],
                              help="tf.distribute: mirrored = GPU_COUNT local GPUs, "
                                   "multi_worker = the machines in TF_CONFIG")
+            sub.add_argument("--optimizer", choices=["sgd", "adamw"],
+                             help="sgd: Matterport's (default); adamw: decoupled WEIGHT_DECAY "
+                                  "(Config.OPTIMIZER)")
+            sub.add_argument("--lr-schedule", choices=["constant", "step", "cosine"],
+                             help="constant (default), step (x0.1 at each --lr-steps) or cosine "
+                                  "(to 0 at the last epoch); Config.LEARNING_RATE_SCHEDULE")
+            sub.add_argument("--lr-steps", type=_step_list, metavar="S1,S2",
+                             help="global steps where the step schedule lowers the LR")
+            sub.add_argument("--warmup-steps", type=int, metavar="N",
+                             help="linear LR warmup over the first N steps (Config.WARMUP_STEPS)")
+            sub.add_argument("--repeat-factor-threshold", type=float, metavar="T",
+                             help="oversample images of rare classes (detectron2's repeat "
+                                  "factors; e.g. 0.001); Config.REPEAT_FACTOR_THRESHOLD")
             sub.add_argument("--seed", type=int, metavar="N",
                              help="seed every random draw (weights, sampling, augmentation): "
                                   "two CPU runs with the same seed give the same losses")
@@ -152,25 +172,77 @@ def main(spec: SampleSpec, argv: Sequence[str] | None = None) -> int:
 
 
 def make_config(spec: SampleSpec, args: argparse.Namespace) -> Config:
-    """The sample's Config with ``--set`` and the command's flags applied, validated."""
-    config = spec.make_config(args)
+    """The sample's Config with ``--preset``, ``--set`` and the command's flags applied, validated.
+
+    When ``--weights`` names a checkpoint (``last`` or a path) whose run folder holds the run's
+    ``config.json``, that config is the base instead of the sample's: the flags still override
+    it, except in a field that shapes the weights (a UsageError naming the fields).
+    """
+    requested = spec.make_config(args)
+    explicit = _changed_fields(type(requested)(), requested)
     if args.preset == "tiny":
-        config = tiny_config(config.NUM_CLASSES, config.NAME)
-    overrides = dict(parse_override(text, config) for text in args.set)
-    if getattr(args, "steps_per_epoch", None):
-        overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
-    if getattr(args, "strategy", None):
-        overrides["DISTRIBUTION_STRATEGY"] = args.strategy
-    if args.command != "train":
-        overrides.setdefault("IMAGES_PER_GPU", 1)
+        preset = tiny_config(requested.NUM_CLASSES, requested.NAME)
+        explicit |= _changed_fields(requested, preset)
+        requested = preset
+    overrides = dict(parse_override(text, requested) for text in args.set)
+    for flag, name in TRAIN_FLAG_FIELDS.items():
+        if getattr(args, flag, None) is not None:
+            overrides[name] = getattr(args, flag)
+    config = requested.override(**overrides)
+    explicit |= set(overrides)
+
+    run_file = _run_config_file(args.weights, args.logs, config.NAME)
+    if run_file is not None:
+        from mrcnn.engine.run_config import architecture_differences, config_from_run
+
+        saved = config_from_run(type(config), run_file)
+        rebuilt = config_from_run(type(config), run_file).override(
+            **{name: getattr(config, name) for name in sorted(explicit)})
+        changed = architecture_differences(saved, rebuilt)
+        if changed:
+            raise UsageError(
+                f"--weights {args.weights}: its run was trained with another network "
+                f"({run_file}); these flags change it: {'; '.join(changed)}. Drop them to use "
+                "the checkpoint, or start a new run with --weights coco, imagenet or none")
+        logger.info("config: %s (flags override it)", run_file)
+        config = rebuilt
+
+    defaults = {"IMAGES_PER_GPU": 1} if args.command != "train" else {}
     if args.command == "evaluate":
-        overrides.setdefault("DETECTION_MIN_CONFIDENCE", EVALUATE_MIN_CONFIDENCE)
-    return config.override(**overrides)
+        defaults["DETECTION_MIN_CONFIDENCE"] = EVALUATE_MIN_CONFIDENCE
+    return config.override(**{k: v for k, v in defaults.items() if k not in explicit})
+
+
+def _changed_fields(before: Config, after: Config) -> set[str]:
+    """Names of the configurable fields whose values differ between two configs."""
+    old, new = before.to_dict(), after.to_dict()
+    return {name for name in after.field_names() if old.get(name) != new[name]}
+
+
+def _run_config_file(weights: str, logs: str, name: str) -> Path | None:
+    """The ``config.json`` of the run a ``--weights`` checkpoint belongs to, if it has one."""
+    from mrcnn.engine.run_config import RUN_CONFIG_NAME
+
+    choice = weights.lower()
+    if choice in ("none", "coco", "imagenet"):
+        return None
+    if choice in ("last", "best"):
+        from mrcnn.engine.best_checkpoint import find_best
+        from mrcnn.engine.training import find_last
+
+        try:
+            checkpoint = (find_last if choice == "last" else find_best)(logs, name)
+        except FileNotFoundError:
+            return None  # load_weights reports it, once the model is built
+    else:
+        checkpoint = Path(weights)
+    candidate = checkpoint.parent / RUN_CONFIG_NAME
+    return candidate if candidate.is_file() else None
 
 
 def load_weights(model, weights: str, config: Config) -> None:
     """Apply ``--weights``: none, last, coco, imagenet or a path."""
-    from mrcnn.engine.weights import WeightsFileError
+    from mrcnn.engine.weights import WeightsFileError, WeightShapeMismatch
 
     choice = weights.lower()
     if choice == "none":
@@ -179,6 +251,10 @@ def load_weights(model, weights: str, config: Config) -> None:
         if choice == "last":
             path = model.find_last()
             model.load_weights(path)
+        elif choice == "best":
+            from mrcnn.engine.best_checkpoint import find_best
+
+            model.load_weights(find_best(model.model_dir, config.NAME))
         elif choice in ("coco", "imagenet"):
             from mrcnn.engine.pretrained import load_pretrained
 
@@ -188,6 +264,12 @@ def load_weights(model, weights: str, config: Config) -> None:
                 raise UsageError(f"--weights {weights}: no such file (expected coco, imagenet, "
                                  "last, none or a path to an .h5 file)")
             model.load_weights(weights)
+    except WeightShapeMismatch as error:
+        fix = ("train again from coco or imagenet, which skips the mismatched heads"
+               if choice in ("coco", "imagenet") else
+               "the checkpoint was trained with other --preset/--set flags: pass the same ones "
+               "(runs that keep a config.json beside their checkpoints rebuild it by themselves)")
+        raise UsageError(f"--weights {weights}: {error.mismatch}; {fix}") from error
     except (WeightsFileError, FileNotFoundError) as error:
         raise UsageError(f"--weights {weights}: {error}") from error
 
@@ -213,7 +295,8 @@ def run_train(spec: SampleSpec, args: argparse.Namespace, config: Config) -> Non
         from mrcnn.engine.callbacks import MeanAPCallback
 
         callbacks.append(MeanAPCallback(model, val_set, every=args.map_every,
-                                        limit=args.map_images))
+                                        limit=args.map_images,
+                                        best_metric=f"val_{args.best_metric}"))
     augmentation = spec.augmentation() if spec.augmentation else None
     for layers, epochs, lr_factor in stages:
         model.train(train_set, val_set, learning_rate=config.LEARNING_RATE * lr_factor,
@@ -286,6 +369,15 @@ def run_export(args: argparse.Namespace, config: Config) -> None:
     except ExportError as error:
         raise UsageError(f"export: {error}") from error
     print(f"{args.format} written to {path}")
+
+
+def _step_list(text: str) -> tuple[int, ...]:
+    """``--lr-steps 2000,3000`` -> (2000, 3000)."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected step numbers like 2000,3000, got {text!r}") from None
 
 
 def _checked_classes(dataset, config: Config):

@@ -30,6 +30,8 @@ BACKBONE_STAGE_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 
 DISTRIBUTION_STRATEGIES = (None, "mirrored", "multi_worker")
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
+OPTIMIZERS = ("sgd", "adamw")
+LEARNING_RATE_SCHEDULES = ("constant", "step", "cosine")
 
 
 class ConfigError(ValueError):
@@ -175,7 +177,37 @@ class Config:
     LEARNING_RATE = 0.001
     LEARNING_MOMENTUM = 0.9
 
-    # L2 weight decay (added to the loss, BatchNorm gamma/beta excluded).
+    # Learning-rate schedule by global step: "constant" (Matterport), "step" (times
+    # LEARNING_RATE_GAMMA at each step in LEARNING_RATE_STEPS) or "cosine" (down to 0 at the last
+    # step of the train() call), after a linear warmup over WARMUP_STEPS steps from
+    # WARMUP_FACTOR x the rate (0 steps: no warmup). Logged per step to TensorBoard.
+    LEARNING_RATE_SCHEDULE = "constant"
+    LEARNING_RATE_STEPS: tuple = ()
+    LEARNING_RATE_GAMMA = 0.1
+    WARMUP_STEPS = 0
+    WARMUP_FACTOR = 0.001
+
+    # Repeat-factor sampling for long-tailed data (detectron2's, threshold t, e.g. 0.001 for
+    # LVIS): images of classes seen in under a fraction t of the training images come up to
+    # sqrt(t / fraction) times per epoch. 0: every image once per epoch (Matterport).
+    REPEAT_FACTOR_THRESHOLD = 0.0
+
+    # One mask for every class (torchvision's and detectron2's class-agnostic option) instead
+    # of Matterport's one per class: `mrcnn_mask` has 1 output channel. Loading a per-class
+    # .h5 then leaves `mrcnn_mask` at its initial weights, with a log line saying so.
+    MASK_CLASS_AGNOSTIC = False
+
+    # Classifier loss weight per class (NUM_CLASSES numbers, background first), e.g. higher for
+    # rare classes; None: every class 1.0 (Matterport).
+    CLASS_LOSS_WEIGHTS: tuple | None = None
+
+    # "sgd": Matterport's SGD with LEARNING_MOMENTUM and WEIGHT_DECAY as an L2 term of the loss.
+    # "adamw": AdamW, WEIGHT_DECAY as its decoupled decay (typically 0.05, with LEARNING_RATE
+    # near 1e-4), BatchNorm and biases excluded; no L2 term in the loss.
+    OPTIMIZER = "sgd"
+
+    # Weight decay: with "sgd" an L2 term added to the loss (BatchNorm gamma/beta excluded),
+    # with "adamw" the optimizer's decoupled decay.
     WEIGHT_DECAY = 0.0001
 
     # Loss weights for more precise optimization.
@@ -330,6 +362,31 @@ class Config:
         _check(0.0 <= self.LEARNING_MOMENTUM < 1.0, "LEARNING_MOMENTUM", self.LEARNING_MOMENTUM,
                "a number in [0, 1)")
         _check(self.WEIGHT_DECAY >= 0, "WEIGHT_DECAY", self.WEIGHT_DECAY, "a number >= 0")
+        _check(self.OPTIMIZER in OPTIMIZERS, "OPTIMIZER", self.OPTIMIZER, f"one of {OPTIMIZERS}")
+        _check(self.LEARNING_RATE_SCHEDULE in LEARNING_RATE_SCHEDULES, "LEARNING_RATE_SCHEDULE",
+               self.LEARNING_RATE_SCHEDULE, f"one of {LEARNING_RATE_SCHEDULES}")
+        steps = self.LEARNING_RATE_STEPS
+        _check(isinstance(steps, (list, tuple)) and all(isinstance(k, int) and k > 0 for k in steps)
+               and list(steps) == sorted(set(steps)), "LEARNING_RATE_STEPS", steps,
+               "increasing step numbers > 0, e.g. (2000, 3000)")
+        _check(self.LEARNING_RATE_SCHEDULE != "step" or len(steps) > 0, "LEARNING_RATE_STEPS",
+               steps, "at least one step when LEARNING_RATE_SCHEDULE='step'")
+        _check(isinstance(self.LEARNING_RATE_GAMMA, (int, float)) and
+               0 < self.LEARNING_RATE_GAMMA <= 1, "LEARNING_RATE_GAMMA",
+               self.LEARNING_RATE_GAMMA, "a number in (0, 1]")
+        _check(isinstance(self.REPEAT_FACTOR_THRESHOLD, (int, float)) and
+               0 <= self.REPEAT_FACTOR_THRESHOLD <= 1, "REPEAT_FACTOR_THRESHOLD",
+               self.REPEAT_FACTOR_THRESHOLD, "a fraction in [0, 1] (0: off)")
+        weights = self.CLASS_LOSS_WEIGHTS
+        _check(weights is None or (isinstance(weights, (list, tuple)) and
+                                   len(weights) == self.NUM_CLASSES and
+                                   all(isinstance(w, (int, float)) and w > 0 for w in weights)),
+               "CLASS_LOSS_WEIGHTS", weights,
+               f"None or NUM_CLASSES={self.NUM_CLASSES} numbers > 0, background first")
+        _check(isinstance(self.WARMUP_STEPS, int) and self.WARMUP_STEPS >= 0, "WARMUP_STEPS",
+               self.WARMUP_STEPS, "a whole number >= 0")
+        _check(isinstance(self.WARMUP_FACTOR, (int, float)) and 0 < self.WARMUP_FACTOR <= 1,
+               "WARMUP_FACTOR", self.WARMUP_FACTOR, "a number in (0, 1]")
         _check(set(self.LOSS_WEIGHTS) == set(LOSS_NAMES), "LOSS_WEIGHTS", self.LOSS_WEIGHTS,
                f"a dict with exactly the keys {LOSS_NAMES}")
         _check(self.TRAIN_BN in (None, True, False), "TRAIN_BN", self.TRAIN_BN, "None, True or False")

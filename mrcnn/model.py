@@ -27,7 +27,15 @@ from mrcnn.data.head_targets import build_detection_targets, generate_random_roi
 from mrcnn.engine import training
 from mrcnn.engine.distribute import build_strategy, input_config
 from mrcnn.engine.download import get_weights_path
-from mrcnn.engine.weights import LoadReport, load_weights_by_name, save_weights_h5, weight_layers
+from mrcnn.engine.run_config import write_run_config
+from mrcnn.engine.schedules import StepLearningRate, learning_rate_at, uses_schedule
+from mrcnn.engine.weights import (
+    LoadReport,
+    assign_weights,
+    read_h5_weights,
+    save_weights_h5,
+    weight_layers,
+)
 from mrcnn.geometry.anchors import anchors_for_image_shape, compute_backbone_shapes
 from mrcnn.geometry.imaging import (
     compose_image_meta,
@@ -148,7 +156,16 @@ class MaskRCNN:
         A shape mismatch raises WeightsFileError naming the layer and both shapes unless
         ``skip_mismatch``. Loading one of our checkpoints continues its run's epoch count.
         """
-        report = load_weights_by_name(self._layers, filepath, exclude or (), skip_mismatch)
+        file_layers = read_h5_weights(filepath)
+        exclude = list(exclude or ())
+        mask_kernel = file_layers.get("mrcnn_mask", [np.zeros((1,))])[0]
+        if self.config.MASK_CLASS_AGNOSTIC and mask_kernel.shape[-1] != 1:
+            logger.warning("%s: its mrcnn_mask predicts %d per-class masks; MASK_CLASS_AGNOSTIC "
+                           "keeps this model's one-mask layer at its initial weights",
+                           Path(filepath).name, mask_kernel.shape[-1])
+            exclude.append("mrcnn_mask")
+        report = assign_weights(self._layers, file_layers, Path(filepath).name, exclude,
+                                skip_mismatch)
         if not report.loaded:
             raise ValueError(
                 f"{filepath}: no layer of the file matches this model's layer names "
@@ -212,7 +229,8 @@ class MaskRCNN:
         data_config = input_config(self.config, self.strategy)
         train_data = _as_tf_dataset(train_dataset, build_dataset, data_config, shuffle=True,
                                     augmentation=augmentation,
-                                    no_augmentation_sources=no_augmentation_sources)
+                                    no_augmentation_sources=no_augmentation_sources,
+                                    repeat_factor_threshold=self.config.REPEAT_FACTOR_THRESHOLD)
         val_data = None
         if val_dataset is not None:
             val_data = _as_tf_dataset(val_dataset, build_dataset, data_config, shuffle=True)
@@ -223,7 +241,7 @@ class MaskRCNN:
                 else tf.uint8
             train_data, val_data = (_for_replicas(d, mask_dtype) if d is not None else None
                                     for d in (train_data, val_data))
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(self.log_dir, self.config)  # evaluate/detect/export rebuild it
         callbacks = [
             training.SkippedSamplesReport(),  # first: its count reaches TensorBoard's logs
             keras.callbacks.TensorBoard(log_dir=str(self.log_dir), write_graph=False),
@@ -231,6 +249,10 @@ class MaskRCNN:
             training.StopOnNonFiniteLoss(self.log_dir),
             *(custom_callbacks or []),
         ]
+        if isinstance(learning_rate, (int, float)) and uses_schedule(self.config):
+            rate = learning_rate_at(self.config, float(learning_rate),
+                                    epochs * self.config.STEPS_PER_EPOCH)
+            callbacks.insert(1, StepLearningRate(rate, self.config.STEPS_PER_EPOCH, self.log_dir))
         # A fresh optimizer per call, as in Matterport; losses are recomputed from their parts
         # every step, so nothing accumulates across calls.
         with self.strategy.scope():
@@ -261,15 +283,21 @@ class MaskRCNN:
             self._compile(learning_rate, momentum)
 
     def _compile(self, learning_rate: float, momentum: float | None = None) -> None:
-        """A fresh SGD optimizer with Matterport's momentum and clipping, slots built eagerly."""
-        optimizer = keras.optimizers.SGD(
-            learning_rate=learning_rate,
-            momentum=self.config.LEARNING_MOMENTUM if momentum is None else momentum,
-            # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it. Over
-            # several replicas the network clips their summed gradient itself.
-            global_clipnorm=(self.config.GRADIENT_CLIP_NORM
-                             if self.strategy.num_replicas_in_sync == 1 else None),
-        )
+        """A fresh optimizer (Config.OPTIMIZER) with Matterport's clipping, slots built eagerly."""
+        # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it. Over
+        # several replicas the network clips their summed gradient itself.
+        clipnorm = (self.config.GRADIENT_CLIP_NORM
+                    if self.strategy.num_replicas_in_sync == 1 else None)
+        if self.config.OPTIMIZER == "adamw":
+            optimizer = keras.optimizers.AdamW(learning_rate=learning_rate,
+                                               weight_decay=self.config.WEIGHT_DECAY,
+                                               global_clipnorm=clipnorm)
+            optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+        else:
+            optimizer = keras.optimizers.SGD(
+                learning_rate=learning_rate,
+                momentum=self.config.LEARNING_MOMENTUM if momentum is None else momentum,
+                global_clipnorm=clipnorm)
         if self.config.MIXED_PRECISION == "mixed_float16":
             # Dynamic loss scaling keeps float16 gradients from underflowing; steps with
             # non-finite gradients are skipped and the scale lowered.

@@ -21,6 +21,7 @@ import tensorflow as tf
 from mrcnn.data.anchor_targets import build_rpn_targets
 from mrcnn.data.augment import apply_augmentation, check_augmentation, reseed
 from mrcnn.data.errors import DatasetError
+from mrcnn.data.repeat_factors import endless_ids, epoch_ids, image_class_ids, repeat_factors
 from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.geometry.boxes import extract_bboxes
 from mrcnn.geometry.imaging import (
@@ -240,6 +241,7 @@ def build_dataset(
     repeat: bool = True,
     seed: int | None = None,
     no_augmentation_sources: Sequence[str] | None = None,
+    repeat_factor_threshold: float = 0.0,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of training batches for a prepared mrcnn Dataset.
 
@@ -253,6 +255,8 @@ def build_dataset(
     the order, crops, subsampling and albumentations draws are reproducible; ``seed=None`` draws
     one from NumPy's global generator, so ``keras.utils.set_random_seed`` makes runs repeatable.
     no_augmentation_sources: dataset sources whose images are never augmented.
+    repeat_factor_threshold: > 0 samples each epoch by repeat factors
+    (:mod:`mrcnn.data.repeat_factors`): images of rare classes come more often.
     An image whose file or masks fail to load (DatasetError, OSError) is replaced by the next
     image of the dataset that loads, with a warning naming it, and counted in
     :data:`SKIPPED_SAMPLES`; training goes on. The first sample is built eagerly, so a dataset
@@ -317,11 +321,25 @@ def build_dataset(
             out[name] = tensor
         return out
 
-    ids = tf.data.Dataset.from_tensor_slices(np.asarray(dataset.image_ids, dtype=np.int64))
-    if shuffle:
-        ids = ids.shuffle(len(dataset.image_ids), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ids = ids.repeat()
+    if repeat_factor_threshold > 0:
+        factors = repeat_factors([image_class_ids(dataset, i) for i in image_ids],
+                                 repeat_factor_threshold)
+        logger.info("repeat factors (threshold %g): %d images, %.1f samples per epoch, "
+                    "up to %.2f x", repeat_factor_threshold, len(image_ids), factors.sum(),
+                    factors.max())
+        if repeat:
+            ids = tf.data.Dataset.from_generator(
+                lambda: endless_ids(image_ids, factors, seed),
+                output_signature=tf.TensorSpec([], tf.int64))
+        else:
+            ids = tf.data.Dataset.from_tensor_slices(
+                epoch_ids(image_ids, factors, np.random.default_rng([seed, 0])))
+    else:
+        ids = tf.data.Dataset.from_tensor_slices(np.asarray(dataset.image_ids, dtype=np.int64))
+        if shuffle:
+            ids = ids.shuffle(len(dataset.image_ids), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ids = ids.repeat()
     samples = ids.enumerate().map(load_tensors, num_parallel_calls=tf.data.AUTOTUNE,
                                   deterministic=True)
     return samples.batch(config.BATCH_SIZE, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.engine.best_checkpoint import BEST_METRICS, DEFAULT_METRIC, BestCheckpoint
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,18 +29,30 @@ class MeanAPCallback(keras.callbacks.Callback):
     per-image means), ``val_bbox_AP`` and ``val_segm_AP`` (COCO). With ``images > 0`` the
     detections on the first images are logged as TensorBoard images too.
     model: the :class:`mrcnn.model.MaskRCNN` being trained (its weights are used as they are).
+    best_metric: keep ``mask_rcnn_<name>_best.h5`` for the best value of this score
+    (:mod:`mrcnn.engine.best_checkpoint`; default COCO segm AP), or None for no best checkpoint.
     """
 
-    def __init__(self, model, dataset, every: int = 1, limit: int = 20, images: int = 1):
+    def __init__(self, model, dataset, every: int = 1, limit: int = 20, images: int = 1,
+                 best_metric: str | None = DEFAULT_METRIC):
         super().__init__()
         if every < 1 or limit < 1:
             raise ValueError(f"every and limit must be >= 1, got every={every}, limit={limit}")
+        if best_metric is not None and best_metric not in BEST_METRICS:
+            raise ValueError(f"best_metric {best_metric!r}: expected one of {BEST_METRICS}")
         self.maskrcnn = model
         self.dataset = dataset
         self.every = int(every)
         self.image_ids = list(dataset.image_ids)[:limit]
         self.images = int(images)
+        self.best_metric = best_metric
+        self.best: BestCheckpoint | None = None
         self._writer = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.best_metric is not None:
+            self.best = BestCheckpoint(self.maskrcnn.keras_model, self.maskrcnn.log_dir,
+                                       self.maskrcnn.config.NAME, self.best_metric)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if (epoch + 1) % self.every:
@@ -51,6 +65,8 @@ class MeanAPCallback(keras.callbacks.Callback):
                   "val_bbox_AP": metrics["bbox"]["AP"], "val_segm_AP": metrics["segm"]["AP"]}
         if logs is not None:
             logs.update(scores)
+        if self.best is not None:
+            self.best.update(epoch + 1, scores)
         writer = self._summary_writer()
         with writer.as_default(step=epoch):
             for name, value in scores.items():

@@ -93,7 +93,9 @@ def find_last(model_dir: str | Path, name: str) -> Path:
     if not runs:
         raise FileNotFoundError(f"no run directory '{prefix}<YYYYMMDDTHHMM>' under {model_dir}")
     for run in reversed(runs):
-        for checkpoint in sorted(run.glob(f"mask_rcnn_{prefix}_*.h5"), reverse=True):
+        numbered = (p for p in run.glob(f"mask_rcnn_{prefix}_*.h5")
+                    if re.fullmatch(rf"mask_rcnn_{re.escape(prefix)}_\d+\.h5", p.name))
+        for checkpoint in sorted(numbered, reverse=True):  # not the _best.h5
             problem = checkpoint_problem(checkpoint)
             if problem is None:
                 return checkpoint

@@ -26,6 +26,14 @@ class WeightsFileError(ValueError):
     """A weights file is missing, not HDF5, truncated, or does not fit the model."""
 
 
+class WeightShapeMismatch(WeightsFileError):
+    """A layer's weights in the file have other shapes than the model's (another architecture)."""
+
+    def __init__(self, mismatch: str) -> None:
+        super().__init__(f"{mismatch} (pass exclude=[...] to skip this layer)")
+        self.mismatch = mismatch
+
+
 @dataclass
 class LoadReport:
     """What a load did: layer names loaded, skipped (excluded or shape-mismatched) and missing."""
@@ -134,7 +142,7 @@ def assign_weights(
                 logger.warning("skipping %s", message)
                 report.skipped.append(name)
                 continue
-            raise WeightsFileError(message + " (pass exclude=[...] to skip this layer)")
+            raise WeightShapeMismatch(message)
         layer.set_weights(arrays)
         report.loaded.append(name)
     report.unused = sorted(set(file_layers) - set(layers_by_name))

@@ -50,8 +50,12 @@ def build_classifier_head(num_classes: int, pool_size: int, depth: int, fc_size:
 
 
 def build_mask_head(num_classes: int, pool_size: int, depth: int, conv_size: int = 256,
-                    frozen_bn: bool = True) -> keras.Model:
-    """Pooled [R, pool, pool, depth] -> per-class mask probabilities [R, 2*pool, 2*pool, C]."""
+                    frozen_bn: bool = True, class_agnostic: bool = False) -> keras.Model:
+    """Pooled [R, pool, pool, depth] -> per-class mask probabilities [R, 2*pool, 2*pool, C].
+
+    class_agnostic: ``mrcnn_mask`` predicts one mask for every class, repeated over the C
+    channels (every consumer still reads its class's channel).
+    """
     pooled = keras.Input(shape=(pool_size, pool_size, depth), name="input_pooled_mask_rois")
     x = pooled
     for i in range(1, 5):
@@ -59,6 +63,9 @@ def build_mask_head(num_classes: int, pool_size: int, depth: int, conv_size: int
         x = BatchNorm(frozen=frozen_bn, name=f"mrcnn_mask_bn{i}")(x)
         x = layers.Activation("relu")(x)
     x = layers.Conv2DTranspose(conv_size, 2, strides=2, activation="relu", name="mrcnn_mask_deconv")(x)
-    masks = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mrcnn_mask",
-                          dtype="float32")(x)
+    masks = layers.Conv2D(1 if class_agnostic else num_classes, 1, activation="sigmoid",
+                          name="mrcnn_mask", dtype="float32")(x)
+    if class_agnostic:
+        masks = layers.Concatenate(axis=-1, name="mrcnn_mask_classes", dtype="float32")(
+            [masks] * num_classes)
     return keras.Model(pooled, masks, name="mrcnn_mask_head")

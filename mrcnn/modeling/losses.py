@@ -43,12 +43,13 @@ def rpn_bbox_loss(target_deltas: tf.Tensor, rpn_match: tf.Tensor, rpn_deltas: tf
 
 
 def mrcnn_class_loss(target_class_ids: tf.Tensor, logits: tf.Tensor, active_class_ids: tf.Tensor,
-                     valid_rois: tf.Tensor) -> tf.Tensor:
+                     valid_rois: tf.Tensor, class_weights: tf.Tensor | None = None) -> tf.Tensor:
     """Classifier cross-entropy over sampled ROIs.
 
     target_class_ids [B, R]; logits [B, R, C]; active_class_ids [B, C] (1 for classes of the
     image's source: predictions of other sources' classes are not penalized); valid_rois [B, R]
-    bool (False for zero padding).
+    bool (False for zero padding). class_weights [C]: each ROI's loss weighted by its target
+    class's weight, and the mean taken over those weights (PyTorch's weighted cross-entropy).
     """
     logits = tf.cast(logits, tf.float32)
     predicted = tf.argmax(logits, axis=2, output_type=tf.int32)
@@ -57,6 +58,8 @@ def mrcnn_class_loss(target_class_ids: tf.Tensor, logits: tf.Tensor, active_clas
         labels=tf.cast(target_class_ids, tf.int32), logits=logits
     )
     weight = predicted_active * tf.cast(valid_rois, tf.float32)
+    if class_weights is not None:
+        weight *= tf.gather(tf.cast(class_weights, tf.float32), target_class_ids)
     return tf.math.divide_no_nan(tf.reduce_sum(loss * weight), tf.reduce_sum(weight))
 
 

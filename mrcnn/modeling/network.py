@@ -56,7 +56,7 @@ class MaskRCNNNetwork(keras.Model):
             )
             self.mask_head = build_mask_head(
                 config.NUM_CLASSES, config.MASK_POOL_SIZE, depth, config.MASK_HEAD_CONV_SIZE,
-                frozen_bn
+                frozen_bn, class_agnostic=config.MASK_CLASS_AGNOSTIC
             )
         # Everything below computes in float32 whatever the policy of the convolutional parts.
         self.roi_align_classifier = PyramidROIAlign(
@@ -91,6 +91,8 @@ class MaskRCNNNetwork(keras.Model):
         self._inference_trunk = (tf.function(self._trunk_outputs, jit_compile=True)
                                  if jit_compile else self._trunk_outputs)
         self.loss_weights = {name: float(config.LOSS_WEIGHTS[name]) for name in LOSS_NAMES}
+        self.class_loss_weights = (None if config.CLASS_LOSS_WEIGHTS is None else
+                                   tf.constant(config.CLASS_LOSS_WEIGHTS, tf.float32))
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", *LOSS_NAMES, "weight_decay_loss")}
         # Every weight-bearing part is a functional model built above, and the graph layers
@@ -236,7 +238,8 @@ class MaskRCNNNetwork(keras.Model):
             "rpn_class_loss": losses.rpn_class_loss(batch["input_rpn_match"], rpn_logits),
             "rpn_bbox_loss": losses.rpn_bbox_loss(batch["input_rpn_bbox"], batch["input_rpn_match"],
                                                   rpn_deltas),
-            "mrcnn_class_loss": losses.mrcnn_class_loss(target_class_ids, logits, active, valid_rois),
+            "mrcnn_class_loss": losses.mrcnn_class_loss(target_class_ids, logits, active, valid_rois,
+                                                        self.class_loss_weights),
             "mrcnn_bbox_loss": losses.mrcnn_bbox_loss(target_deltas, target_class_ids, deltas),
             "mrcnn_mask_loss": losses.mrcnn_mask_loss(tf.gather_nd(target_masks, positives),
                                                       tf.gather_nd(target_class_ids, positives),
@@ -244,13 +247,16 @@ class MaskRCNNNetwork(keras.Model):
         }
 
     def weight_decay_loss(self) -> tf.Tensor:
-        """Matterport's L2: WEIGHT_DECAY * mean(w**2) summed over weights, BN gamma/beta excluded."""
+        """Matterport's L2: WEIGHT_DECAY * mean(w**2) summed over weights, BN gamma/beta excluded.
+
+        None (0) with OPTIMIZER="adamw": its weight decay is decoupled, in the optimizer.
+        """
         terms = [
             tf.reduce_mean(tf.square(tf.cast(v, tf.float32)))
             for v in self.trainable_variables
             if v.name not in ("gamma", "beta")
         ]
-        if not terms:
+        if not terms or self.config.OPTIMIZER == "adamw":
             return tf.constant(0.0)
         return self.config.WEIGHT_DECAY * tf.add_n(terms)
 

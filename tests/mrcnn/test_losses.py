@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn.modeling.losses import rpn_class_loss, smooth_l1
+from mrcnn.modeling.losses import mrcnn_class_loss, rpn_class_loss, smooth_l1
 
 
 def test_smooth_l1_is_quadratic_near_zero_and_linear_far_away():
@@ -23,3 +23,19 @@ def test_rpn_class_loss_ignores_neutral_anchors():
     assert float(rpn_class_loss(match, logits)) == pytest.approx(expected, rel=1e-5)
     flipped_neutral = tf.constant([[[0.0, 2.0], [1.0, -1.0], [-5.0, 5.0], [3.0, -3.0]]])
     assert float(rpn_class_loss(match, flipped_neutral)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_class_loss_weights_scale_each_rois_cross_entropy_by_its_target_class():
+    """CLASS_LOSS_WEIGHTS: a rare class's ROIs count 3x in the classifier loss, and the mean is
+    taken over the weights, so all-ones weights give Matterport's loss exactly."""
+    logits = tf.constant([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.5]]])
+    targets = tf.constant([[0, 1, 2]], tf.int32)
+    active, valid = tf.ones([1, 3]), tf.constant([[True, True, True]])
+    log_softmax = tf.nn.log_softmax(logits[0]).numpy()
+    per_roi = -log_softmax[[0, 1, 2], [0, 1, 2]]
+    plain = float(mrcnn_class_loss(targets, logits, active, valid))
+    assert plain == pytest.approx(per_roi.mean(), rel=1e-5)
+    ones = float(mrcnn_class_loss(targets, logits, active, valid, tf.constant([1.0, 1.0, 1.0])))
+    assert ones == pytest.approx(plain, rel=1e-6)
+    weighted = float(mrcnn_class_loss(targets, logits, active, valid, tf.constant([1.0, 1.0, 3.0])))
+    assert weighted == pytest.approx((per_roi[0] + per_roi[1] + 3 * per_roi[2]) / 5, rel=1e-5)

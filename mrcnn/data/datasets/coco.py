@@ -165,6 +165,15 @@ class CocoDataset(Dataset):
             return np.zeros((height, width, 0), dtype=bool), np.zeros((0,), dtype=np.int32)
         return np.stack(masks, axis=2), np.array(class_ids, dtype=np.int32)
 
+    def image_class_ids(self, image_id: int) -> list[int]:
+        """Class ids of an image's annotations (crowd regions negative), without decoding masks."""
+        info = self.image_info[image_id]
+        if info["source"] != self.SOURCE:
+            return list(self.load_mask(image_id)[1])
+        return [(-1 if ann.get("iscrowd") else 1)
+                * self.map_source_class_id(f"{self.SOURCE}.{ann['category_id']}")
+                for ann in info["annotations"]]
+
     def coco_ground_truth(self, image_ids: Iterable[int] | None = None) -> COCO:
         """A pycocotools ``COCO`` index of the annotation-file records of ``image_ids``.
 
