@@ -26,6 +26,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from vision_common.id_columns import read_id_column
+
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("filename", "xmin", "ymin", "xmax", "ymax", "class")
@@ -348,19 +350,5 @@ def load_filename_list(csv_path: str | Path) -> list[str]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"file list not found: {csv_path}")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        rows = [cells for cells in csv.reader(handle) if any(cell.strip() for cell in cells)]
-    if not rows:
-        raise ValueError(f"{csv_path}: empty file list")
-    header = [cell.strip().lower() for cell in rows[0]]
-    column = next((header.index(name) for name in TEST_LIST_COLUMNS if name in header), None)
-    if column is None:
-        if len(header) != 1 or Path(header[0]).suffix.lower() not in IMAGE_SUFFIXES:
-            raise ValueError(f"{csv_path}: the first row {rows[0]} names no file column; "
-                             f"expected a header with one of {list(TEST_LIST_COLUMNS)} "
-                             "(any case), or one image file name per row without a header")
-        column, rows = 0, [[], *rows]
-    names = [cells[column].strip() if len(cells) > column else "" for cells in rows[1:]]
-    if "" in names:
-        raise ValueError(f"{csv_path}: {names.count('')} row(s) without a file name")
-    return names
+    return read_id_column(csv_path, TEST_LIST_COLUMNS, IMAGE_SUFFIXES, column="file",
+                          entry="a file name")

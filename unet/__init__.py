@@ -11,10 +11,8 @@ A saved model reloads with ``unet.load_model("u.keras")``, or ``keras.models.loa
 """
 
 import importlib
-import pkgutil
-import sys
 
-import wrapt  # comes with TensorFlow; its post-import hooks are the standard ones
+from vision_common.keras_registration import import_once_keras_has_loaded
 
 # Public name -> defining module, imported on first use: ``import unet.cli`` (every
 # ``--help``) then stays free of TensorFlow, which takes seconds to load.
@@ -83,24 +81,7 @@ __all__ = [
 ]
 
 
-# ``keras.models.load_model`` finds our layers, losses and metrics only once their modules have run
-# ``register_keras_serializable``, and those modules need Keras, which takes seconds to load. So
-# ``import unet`` imports them (through unet.saving) as soon as nothing is half-imported:
-# Keras and TensorFlow have finished loading (each imports the other half-way through its own
-# start-up) and so has any module of this package being imported. That is at once if they have
-# loaded, else from the import hook of whichever finishes last.
-_LOADING = {name for name in ("keras", "tensorflow",
-                              *(f"unet.{module.name}" for module in pkgutil.iter_modules(__path__)))
-            if name not in sys.modules}
-
-
-def _register_keras_objects(module=None) -> None:
-    _LOADING.discard(getattr(module, "__name__", None))
-    started = [name for name in _LOADING if name in sys.modules]  # started, not finished
-    if "keras" not in _LOADING and not started:
-        importlib.import_module("unet.saving")
-
-
-for _name in sorted(_LOADING):
-    wrapt.register_post_import_hook(_register_keras_objects, _name)
-_register_keras_objects()
+# ``keras.models.load_model`` finds our layers, losses and metrics once unet.saving has
+# imported their modules, which happens as soon as Keras has loaded: ``import unet`` itself stays
+# free of TensorFlow.
+import_once_keras_has_loaded("unet.saving", __path__)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from unet.imaging import IMAGE_EXTENSIONS
+from vision_common.id_columns import read_id_column
 
 ORDERS = ("F", "C")
 # Header names of the id column of a test list or sample submission (compared lower-case):
@@ -111,22 +112,7 @@ def load_submission_ids(path: str | os.PathLike) -> list[str]:
     other columns (e.g. an empty ``rle_mask``) are ignored; without one, a single column of
     file names (each with an image extension). Raises ValueError naming the file otherwise.
     """
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
-    if not rows:
-        raise ValueError(f"{path}: empty file, expected a header and one id per row")
-    header = [cell.strip().lower() for cell in rows[0]]
-    column = next((header.index(name) for name in ID_HEADERS if name in header), None)
-    if column is None:
-        if len(header) != 1 or not header[0].endswith(IMAGE_EXTENSIONS):
-            raise ValueError(f"{path}: the first row {rows[0]} names no id column; expected a "
-                             f"header with one of {list(ID_HEADERS)} (any case), or one image "
-                             "file name per row without a header")
-        column, rows = 0, [[], *rows]
-    ids = [row[column].strip() if len(row) > column else "" for row in rows[1:]]
-    if "" in ids:
-        raise ValueError(f"{path}: {ids.count('')} row(s) without an id")
-    return ids
+    return read_id_column(path, ID_HEADERS, IMAGE_EXTENSIONS)
 
 
 def validate_submission(

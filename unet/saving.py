@@ -12,54 +12,18 @@ all, and ``import unet`` imports it as soon as Keras has loaded, so both of thes
 from __future__ import annotations
 
 import os
-import zipfile
-from pathlib import Path
 
 import keras
 
 import unet.losses  # noqa: F401  (registers the losses a compiled U-Net names)
 import unet.metrics  # noqa: F401  (registers DiceScore, IoUScore)
 import unet.models  # noqa: F401  (registers the layers, unet.blocks' included)
+from vision_common.keras_files import ModelFileError, load_keras_model
 
 __all__ = ["ModelFileError", "load_model"]
 
-# What keras.models.load_model raises for a file that is a zip but not a U-Net archive: no
-# config.json (KeyError), unknown or mismatched objects (TypeError, ValueError), bad weights.
-_LOAD_ERRORS = (zipfile.BadZipFile, KeyError, TypeError, ValueError, OSError, EOFError)
-
-
-class ModelFileError(ValueError):
-    """A model file that is missing, truncated or not a ``.keras`` archive; names the file."""
-
 
 def load_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
-    """The model saved at ``path`` (a ``.keras`` file written by ``model.save``).
-
-    Args:
-        path: the ``.keras`` file.
-        compile: restore the loss, metrics and optimizer state as well (False: inference only).
-
-    Raises:
-        ModelFileError: the file is missing, truncated, not a ``.keras`` zip archive, or holds
-            objects this package does not define.
-    """
-    path = Path(path)
-    _check_keras_file(path)
-    try:
-        return keras.models.load_model(path, compile=compile)
-    except _LOAD_ERRORS as error:
-        reason = " ".join(str(error).split())[:300]
-        raise ModelFileError(f"{path}: not a loadable U-Net model file "
-                             f"({type(error).__name__}: {reason})") from error
-
-
-def _check_keras_file(path: Path) -> None:
-    """Raise :class:`ModelFileError` unless ``path`` is an existing, complete ``.keras`` zip."""
-    if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found")
-    if path.suffix != ".keras":
-        raise ModelFileError(f"{path}: expected a .keras file written by model.save() "
-                             f"(got {path.suffix or 'no suffix'})")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path}: not a complete .keras archive (truncated, or not a "
-                             "Keras model file)")
+    """The U-Net saved at ``path`` by ``model.save`` (``compile=False``: inference only, no
+    loss, metrics or optimizer state); ModelFileError names a missing, truncated or foreign file."""
+    return load_keras_model(path, compile=compile, kind="U-Net")
