@@ -141,10 +141,11 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
             sub.add_argument("--image", required=True, help="an image file or a directory")
             sub.add_argument("--out", default="detections", help="output directory for PNG + JSON")
         if command == "export":
-            sub.add_argument("--format", default="saved_model", choices=["saved_model"],
+            sub.add_argument("--format", default="saved_model", choices=["saved_model", "onnx"],
                              help="saved_model: TF SavedModel (TF Serving), image in, "
-                                  "detections out")
-            sub.add_argument("--out", required=True, help="output path (a directory)")
+                                  "detections out; onnx: the same graph for onnxruntime")
+            sub.add_argument("--out", required=True,
+                             help="output path (saved_model: a directory; onnx: a .onnx file)")
         if spec.add_arguments:
             spec.add_arguments(sub)
     return parser

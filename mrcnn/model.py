@@ -462,7 +462,9 @@ class MaskRCNN:
 
         format: "saved_model" (signatures ``serving_default``: ``image`` uint8[H, W, C], and
         ``serving_image_bytes``: ``image_bytes`` string), returning what ``detect()`` returns
-        with ``masks`` uint8[H, W, N]; see :mod:`mrcnn.export.saved_model`. Returns the path.
+        with ``masks`` uint8[H, W, N]; see :mod:`mrcnn.export.saved_model`. "onnx": the same
+        graph for onnxruntime (one ``image`` input; :mod:`mrcnn.export.onnx`), path a file
+        such as ``model.onnx``. Returns the path.
         Raises ExportError (a ValueError) for a training-mode model or an unexportable config.
         """
         from mrcnn.export import export_model

@@ -1,5 +1,7 @@
 """The SavedModel export: one image in, ``detect()``'s results out, everything in the graph.
 
+:func:`export_model` also writes ONNX (:mod:`mrcnn.export.onnx`) from the same graph.
+
 Signatures (``tf.saved_model.load(path).signatures[...]``, or TF Serving's REST API):
 
 - ``serving_default``: ``image`` uint8[H, W, C] (C = IMAGE_CHANNEL_COUNT, H, W >= 2; the
@@ -29,7 +31,7 @@ __all__ = ["EXPORT_FORMATS", "ExportError", "build_serving_functions", "check_ex
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("saved_model",)
+EXPORT_FORMATS = ("saved_model", "onnx")
 BYTES_SIGNATURE = "serving_image_bytes"
 
 
@@ -53,9 +55,13 @@ def export_model(network: keras.Model, config: Config, path: str | os.PathLike,
         raise ExportError(f"format={format!r}; expected one of {EXPORT_FORMATS}")
     check_exportable(config)
     path = Path(path)
+    image_fn, bytes_fn = build_serving_functions(network, config)
+    if format == "onnx":
+        from mrcnn.export.onnx import write_onnx
+
+        return write_onnx(network, config, path, image_fn)
     archive = keras.export.ExportArchive()
     archive.track(network)
-    image_fn, bytes_fn = build_serving_functions(network, config)
     # The channel axis stays open in the signature: signatures check dtypes, not shapes, so a
     # 4-channel image is refused by the graph's own check with a message (not by a kernel).
     archive.add_endpoint("serving_default", image_fn,

@@ -82,7 +82,10 @@ def _interpolation_matrix(start: tf.Tensor, end: tf.Tensor, size: tf.Tensor, out
     first = tf.floor(coords)
     w1 = coords - first
     i0 = tf.cast(first, tf.int32)
-    weights = (tf.one_hot(i0, size, dtype=tf.float64) * (1.0 - w1)[..., None]
-               + tf.one_hot(i0 + 1, size, dtype=tf.float64) * w1[..., None])
+    # One-hot rows by comparison (taps outside the mask give zero rows: the zero fill); not
+    # tf.one_hot, whose rank-2 indices tf2onnx cannot convert.
+    taps = tf.range(size)[None, None, :]
+    weights = (tf.cast(tf.equal(taps, i0[..., None]), tf.float64) * (1.0 - w1)[..., None]
+               + tf.cast(tf.equal(taps, i0[..., None] + 1), tf.float64) * w1[..., None])
     inside = (position >= 0) & (position < tf.cast(length, tf.float64)[:, None])
     return tf.cast(weights, tf.float32), inside

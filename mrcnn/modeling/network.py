@@ -7,6 +7,7 @@ Training losses are computed in ``train_step`` and reported under Matterport's n
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -271,6 +272,16 @@ class MaskRCNNNetwork(keras.Model):
         for name in LOSS_NAMES:
             self.trackers[name].update_state(parts[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @contextlib.contextmanager
+    def traced_without_xla(self) -> Iterator[None]:
+        """Inference traced as plain TensorFlow ops, no XLA cluster: what graph converters
+        (tf2onnx, the LiteRT converter) need, as they cannot look inside one."""
+        compiled, self._inference_trunk = self._inference_trunk, self._trunk_outputs
+        try:
+            yield
+        finally:
+            self._inference_trunk = compiled
 
     def train_step(self, data):
         with tf.GradientTape() as tape:

@@ -189,6 +189,72 @@ def _assert_agrees(got: dict, want: dict, key: str) -> None:
         assert union == 0 or (a & b).sum() / union >= 0.99, (key, index)
 
 
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return 1.0 if union == 0 else float((a & b).sum() / union)
+
+
+def _in_detects_order(got: dict, want: dict) -> dict:
+    """``got`` reordered to pair with ``want``'s detections: among equal scores (a random tiny
+    model scores many boxes 1.0) another runtime may rank them in another order."""
+    free = list(range(len(got["class_ids"])))
+    order = []
+    for i in range(len(want["class_ids"])):
+        candidates = [j for j in free if got["class_ids"][j] == want["class_ids"][i]
+                      and abs(float(got["scores"][j]) - float(want["scores"][i])) <= 1e-4]
+        assert candidates, f"detection {i} of detect() has no counterpart"
+        best = min(candidates, key=lambda j: (
+            int(np.abs(got["rois"][j].astype(int) - want["rois"][i]).max()),
+            -_mask_iou(got["masks"][..., j].astype(bool), want["masks"][..., i])))
+        free.remove(best)
+        order.append(best)
+    return {"class_ids": got["class_ids"][order], "scores": got["scores"][order],
+            "rois": got["rois"][order], "masks": got["masks"][..., order]}
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory):
+    """A tiny model with spread-out scores (a random classifier scores most boxes 1.0, and
+    which ten of those ties are kept is arbitrary), exported to ONNX (tf2onnx) and loaded in
+    onnxruntime's CPU provider."""
+    ort = pytest.importorskip("onnxruntime")
+    from mrcnn import model as modellib
+
+    root = tmp_path_factory.mktemp("onnx")
+    config = tiny_config(IMAGES_PER_GPU=1, DETECTION_MIN_CONFIDENCE=0.0)
+    model = modellib.MaskRCNN("inference", config, root / "logs")
+    logits = model._layers["mrcnn_class_logits"]
+    kernel, bias = logits.get_weights()
+    logits.set_weights([np.random.default_rng(0).normal(0, 0.05, kernel.shape), bias])
+    path = model.export(root / "tiny.onnx", format="onnx")
+    return model, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_onnx_export_agrees_with_detect_in_onnxruntime(onnx_export):
+    """A CPU server on onnxruntime gets detect()'s results: the same detections (equal scores
+    may swap places), boxes within 1 px, scores within 1e-4, mask IoU >= 0.99."""
+    model, onnx_session = onnx_export
+    names = [output.name for output in onnx_session.get_outputs()]
+    assert sorted(names) == ["class_ids", "masks", "rois", "scores"]
+    rng = np.random.default_rng(3)
+    for shape in SERVED_SHAPES:
+        image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        want = model.detect([image])[0]
+        got = dict(zip(names, onnx_session.run(None, {"image": image}), strict=True))
+        _assert_agrees(_in_detects_order(got, want), want, str(shape))
+
+
+@pytest.mark.parametrize(("image", "words"), [
+    (np.zeros((40, 40, 3), np.float32), ["expected: (tensor(uint8))"]),
+    (np.zeros((40, 40, 4), np.uint8), ["image", "index: 2 Got: 4 Expected: 3"]),
+])
+def test_onnx_refuses_bad_input_at_its_input_saying_what_it_expects(onnx_export, image, words):
+    _, onnx_session = onnx_export
+    with pytest.raises(Exception) as raised:
+        onnx_session.run(None, {"image": image})
+    assert all(word in str(raised.value) for word in words), str(raised.value)
+
+
 @pytest.mark.parametrize(("case", "words"), [
     ("float32", ["expected to be a uint8 tensor"]),
     ("four_channels", ["image: expected uint8[H, W, 3]", "got channels"]),
