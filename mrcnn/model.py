@@ -80,6 +80,7 @@ from mrcnn.modeling.matterport_layers import (
 )
 from mrcnn.modeling.network import MaskRCNNNetwork
 from mrcnn.modeling.postprocess import unmold_detections
+from vision_common.first_conv import adapt_first_kernel
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +165,10 @@ class MaskRCNN:
                            "keeps this model's one-mask layer at its initial weights",
                            Path(filepath).name, mask_kernel.shape[-1])
             exclude.append("mrcnn_mask")
+        adapted = self._adapt_first_conv(file_layers)
         report = assign_weights(self._layers, file_layers, Path(filepath).name, exclude,
                                 skip_mismatch)
+        report.adapted.extend(adapted)
         if not report.loaded:
             raise ValueError(
                 f"{filepath}: no layer of the file matches this model's layer names "
@@ -174,6 +177,16 @@ class MaskRCNN:
         logger.info("loaded weights from %s: %s", filepath, report)
         self.set_log_dir(filepath)
         return report
+
+    def _adapt_first_conv(self, file_layers: dict[str, list[np.ndarray]]) -> list[str]:
+        """A 3-channel file's ``conv1`` kernel, adapted in place to IMAGE_CHANNEL_COUNT
+        (:func:`vision_common.first_conv.adapt_first_kernel`); the report line, if any."""
+        channels = int(self.config.IMAGE_CHANNEL_COUNT)
+        arrays = file_layers.get("conv1")
+        if channels == 3 or not arrays or arrays[0].ndim != 4 or arrays[0].shape[2] != 3:
+            return []
+        file_layers["conv1"] = [adapt_first_kernel(arrays[0], channels), *arrays[1:]]
+        return [f"conv1 adapted from 3 to {channels} channels"]
 
     def get_imagenet_weights(self) -> str:
         """Path of the ResNet-50 ImageNet weights Matterport uses (downloaded once, cached)."""

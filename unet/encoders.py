@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from vision_common.first_conv import adapt_first_kernel
+
 logger = logging.getLogger(__name__)
 
 
@@ -83,25 +85,6 @@ def encoder_input_stats(name: str, channels: int) -> tuple[list[float], list[flo
     if channels == 3:
         return list(spec.pixel_mean), list(spec.pixel_std)
     return [float(np.mean(spec.pixel_mean))] * channels, [float(np.mean(spec.pixel_std))] * channels
-
-
-def adapt_first_kernel(kernel: np.ndarray, channels: int, *, reverse_rgb: bool = False) -> np.ndarray:
-    """Adapts a ``(kh, kw, 3, filters)`` RGB kernel to ``channels`` input channels.
-
-    1 channel: the sum over RGB (a grey image replicated to RGB gives the same response).
-    N > 3 channels: RGB repeated cyclically and scaled by 3/N (so a constant image keeps its
-    response). ``reverse_rgb`` first flips BGR-trained weights to read RGB.
-    """
-    if kernel.ndim != 4 or kernel.shape[2] != 3:
-        raise ValueError(f"expected a (kh, kw, 3, filters) kernel; got shape {kernel.shape}")
-    if reverse_rgb:
-        kernel = kernel[:, :, ::-1, :]
-    if channels == 3:
-        return np.array(kernel)
-    if channels == 1:
-        return kernel.sum(axis=2, keepdims=True)
-    repeated = [kernel[:, :, index % 3] for index in range(channels)]
-    return np.stack(repeated, axis=2) * (3.0 / channels)
 
 
 def transfer_encoder_weights(source: keras.Model, target: keras.Model, spec: EncoderSpec) -> None:

@@ -42,10 +42,12 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # model layers with weights the file lacks
     unused: list[str] = field(default_factory=list)  # file layers the model does not have
+    adapted: list[str] = field(default_factory=list)  # e.g. "conv1 adapted from 3 to 4 channels"
 
     def __str__(self) -> str:
         return (f"loaded {len(self.loaded)} layers, skipped {len(self.skipped)}, "
-                f"missing from file {len(self.missing)}, unused in file {len(self.unused)}")
+                f"missing from file {len(self.missing)}, unused in file {len(self.unused)}"
+                + "".join(f"; {line}" for line in self.adapted))
 
 
 def weight_layers(model_parts: Iterable[keras.Model]) -> dict[str, keras.layers.Layer]:

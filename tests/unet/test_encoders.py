@@ -33,8 +33,13 @@ def test_kernel_adaptation_for_grey_and_rgba_inputs():
     np.testing.assert_allclose(np.tensordot(grey, one, 3), np.tensordot(rgb, kernel, 3))
     four = adapt_first_kernel(kernel, 4)
     assert four.shape == (3, 3, 4, 8)
-    np.testing.assert_allclose(four[:, :, :3], kernel * 0.75)  # RGB kept, scaled by 3/4
-    np.testing.assert_allclose(four[:, :, 3], kernel[:, :, 0] * 0.75)  # 4th reuses R
+    np.testing.assert_array_equal(four[:, :, :3], kernel)  # RGB kept as it is
+    # The 4th channel starts with no weight: an RGBA image responds as its RGB part did.
+    rgba = np.concatenate([rgb, rng.normal(size=(3, 3, 1))], axis=2)
+    np.testing.assert_allclose(np.tensordot(rgba, four, 3), np.tensordot(rgb, kernel, 3))
+    two = adapt_first_kernel(kernel, 2)
+    np.testing.assert_allclose(np.tensordot(np.concatenate([grey, grey], axis=2), two, 3),
+                               np.tensordot(rgb, kernel, 3))
     np.testing.assert_allclose(adapt_first_kernel(kernel, 3, reverse_rgb=True)[:, :, 0],
                                kernel[:, :, 2])
     with pytest.raises(ValueError, match="kernel"):
