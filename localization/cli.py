@@ -201,8 +201,9 @@ def _evaluation_samples(args, table, config: LocalizerConfig, sidecar: dict) -> 
 
 
 def command_evaluate(args) -> int:
+    from localization.data import stratified_split
     from localization.inference import predict_images
-    from localization.metrics import compute_localization_metrics
+    from localization.metrics import baseline_metrics, compute_localization_metrics
     from localization.training import load_localizer
 
     model_path = _model_path(args)
@@ -219,8 +220,19 @@ def command_evaluate(args) -> int:
     metrics = compute_localization_metrics(
         np.array([s.box for s in samples]), [s.class_index for s in samples],
         np.array([p.box for p in predictions]), [p.class_index for p in predictions], class_names)
-    metrics.update({"split": args.split, "images_scored": len(samples), "model": str(model_path)})
+    train_samples = stratified_split(table.samples, config.VAL_FRACTION, config.SEED)[0] \
+        or table.samples
+    baselines = baseline_metrics(np.array([s.box for s in train_samples]),
+                                 [s.class_index for s in train_samples],
+                                 np.array([s.box for s in samples]),
+                                 [s.class_index for s in samples], class_names)
+    metrics.update({"split": args.split, "images_scored": len(samples), "model": str(model_path),
+                    "baselines": baselines})
     print(_metrics_table(metrics))
+    majority, mean_box = baselines["majority_class"], baselines["mean_box"]
+    print(f"baselines (from the {baselines['training_images']} training images of this folder's "
+          f"split): always '{majority['class']}': accuracy {majority['accuracy']:.4f}; the mean "
+          f"training box: mean IoU {mean_box['mean_iou']:.4f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(metrics, indent=2))

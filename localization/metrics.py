@@ -69,3 +69,26 @@ def compute_localization_metrics(
         name: summarize(true_classes == index) for index, name in enumerate(class_names)
     }
     return result
+
+
+def baseline_metrics(train_boxes: np.ndarray, train_classes: Sequence[int],
+                     true_boxes: np.ndarray, true_classes: Sequence[int],
+                     class_names: Sequence[str]) -> dict:
+    """The trivial predictors a localizer must beat, scored on the evaluated images.
+
+    ``majority_class``: the training share's most frequent class for every image (accuracy);
+    ``mean_box``: the training share's mean box for every image (mean IoU).
+    """
+    train_classes = np.asarray(train_classes).reshape(-1)
+    if len(train_classes) == 0:
+        raise ValueError("no training images to compute baselines from")
+    majority = int(np.bincount(train_classes, minlength=len(class_names)).argmax())
+    mean_box = np.asarray(train_boxes, dtype=np.float64).reshape(-1, 4).mean(axis=0)
+    count = len(true_boxes)
+    scores = compute_localization_metrics(
+        np.asarray(true_boxes), true_classes, np.tile(mean_box, (count, 1)),
+        np.full(count, majority), class_names)
+    return {"training_images": int(len(train_classes)),
+            "majority_class": {"class": class_names[majority], "accuracy": scores["accuracy"]},
+            "mean_box": {"box": [round(float(v), 4) for v in mean_box],
+                         "mean_iou": scores["mean_iou"]}}

@@ -280,6 +280,8 @@ def command_evaluate(args) -> int:
     model = build_inference_model(load_model(args, config), config.INFERENCE_MODE,
                                   config.INFERENCE_HEAD)
     raw, cleaned = SegmentationEvaluator(), SegmentationEvaluator()
+    # Trivial baselines a model must beat: every pixel person, every pixel background.
+    baselines = {"all_foreground": SegmentationEvaluator(), "all_background": SegmentationEvaluator()}
     for sample in samples:
         image, target = sample.load(config.CHANNELS)
         probability = predict_probability(model, image)
@@ -287,14 +289,21 @@ def command_evaluate(args) -> int:
         mask = compute_alpha(probability, config.THRESHOLD, config.MIN_COMPONENT_SIZE,
                              config.FILL_HOLES) > 0
         cleaned.add(mask, target, sample.name)
+        baselines["all_foreground"].add(np.ones(target.shape, bool), target, sample.name)
+        baselines["all_background"].add(np.zeros(target.shape, bool), target, sample.name)
     metrics = {**raw.summarize(), "postprocessed": cleaned.summarize(),
+               "baselines": {name: evaluator.summarize() for name, evaluator in baselines.items()},
                "threshold": config.THRESHOLD, "split": args.split, "images_scored": len(samples),
                "per_image_scores": raw.image_scores}
-    print(f"{'metric':<16}{'per image':>10}{'dataset':>10}{'post-proc':>10}")
+    print(f"{'metric':<16}{'per image':>10}{'dataset':>10}{'post-proc':>10}"
+          f"{'all fg':>10}{'all bg':>10}")
     for key in ("dice", "iou", "pixel_accuracy"):
         print(f"{key:<16}{metrics['per_image'][key]:>10.4f}{metrics['dataset'][key]:>10.4f}"
-              f"{metrics['postprocessed']['per_image'][key]:>10.4f}")
-    print(f"images: {metrics['images']}")
+              f"{metrics['postprocessed']['per_image'][key]:>10.4f}"
+              + "".join(f"{metrics['baselines'][name]['per_image'][key]:>10.4f}"
+                        for name in ("all_foreground", "all_background")))
+    print(f"images: {metrics['images']} (all fg / all bg: the per-image scores of predicting "
+          "every pixel person / background)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(metrics, indent=2))

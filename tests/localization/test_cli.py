@@ -62,6 +62,12 @@ def test_evaluate_writes_metrics_json(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "acc@IoU.5" in printed and "scored 24 images (split: all)" in printed
     assert "note: the model was trained on this folder" in printed
+    baselines = metrics["baselines"]  # what the model must beat, printed beside it
+    assert baselines["training_images"] == 18
+    assert baselines["majority_class"]["class"] in {"disk", "square"}
+    assert 0.0 < baselines["majority_class"]["accuracy"] < 1.0
+    assert 0.0 < baselines["mean_box"]["mean_iou"] < 1.0
+    assert "baselines (from the 18 training images" in printed
 
 
 def test_evaluate_split_val_scores_the_held_out_share(trained, tmp_path, capsys):

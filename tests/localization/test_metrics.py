@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from localization.metrics import MeanBoxIoU, compute_localization_metrics
+from localization.metrics import MeanBoxIoU, baseline_metrics, compute_localization_metrics
 
 
 def test_joint_accuracy_needs_class_and_box_right():
@@ -54,3 +54,15 @@ def test_joint_accuracy_uses_the_requested_iou_threshold():
     assert "accuracy_at_iou50" not in metrics
     assert metrics["accuracy_at_iou75"] == pytest.approx(2 / 3)
     assert metrics["per_class"]["no-mask"]["accuracy_at_iou75"] == pytest.approx(0.5)
+
+
+def test_baselines_predict_the_training_majority_and_the_mean_training_box():
+    """Always the most frequent training class; always the mean training box (by hand)."""
+    train_boxes = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.25, 0.25, 0.75, 0.75]])
+    true_boxes = np.array([[0.25, 0.25, 0.75, 0.75], [0.0, 0.0, 0.5, 0.5]])
+    result = baseline_metrics(train_boxes, [1, 1, 0], true_boxes, [1, 0], ["no_mask", "mask"])
+    assert result["majority_class"] == {"class": "mask", "accuracy": 0.5}
+    assert result["mean_box"]["box"] == [0.25, 0.25, 0.75, 0.75]
+    # IoU 1 with the first image's box, 1/7 with the second's (0.0625 / (0.25 + 0.25 - 0.0625)).
+    assert result["mean_box"]["mean_iou"] == pytest.approx((1.0 + 1 / 7) / 2)
+    assert result["training_images"] == 3

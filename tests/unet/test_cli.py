@@ -72,6 +72,13 @@ def test_evaluate_writes_metrics_json(trained_run, capsys):
     printed = capsys.readouterr().out
     assert "pixel_accuracy" in printed and "scored 10 images (split: all)" in printed
     assert "note: the model was trained on this data" in printed
+    # The trivial baselines beside the model: predicting all background is right on exactly
+    # the background pixels, predicting all person has Dice 2|T| / (|T| + H*W) per image.
+    baselines = metrics["baselines"]
+    fg, bg = baselines["all_foreground"]["dataset"], baselines["all_background"]["dataset"]
+    assert bg["pixel_accuracy"] == pytest.approx(1.0 - fg["pixel_accuracy"])
+    assert bg["dice"] == 0.0 and 0.0 < fg["dice"] < 1.0
+    assert "all fg" in printed and "all bg" in printed
 
 
 @pytest.mark.parametrize(("split", "count"), [("val", 2), ("train", 8)])
