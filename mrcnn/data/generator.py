@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import albumentations as A
 import numpy as np
 
 from mrcnn.data import anchor_targets, pipeline
@@ -129,6 +128,8 @@ def _augmentation(augment: bool, augmentation: Any) -> Any:
     """``augmentation``, or for Matterport's deprecated ``augment=True`` a 50% horizontal flip."""
     if not augment:
         return augmentation
+    import albumentations as A
+
     logger.warning("'augment' is deprecated. Use 'augmentation' instead.")
     flip = A.HorizontalFlip(p=0.5)
     if augmentation is None:

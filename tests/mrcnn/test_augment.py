@@ -128,3 +128,19 @@ def test_imgaug_resize_that_skips_the_masks_is_refused_by_name(fake_imgaug):
     image, masks, ids = _scene()
     with pytest.raises(ValueError, match="Resize made the image"):
         apply_augmentation(Resize(lambda a: a[::2, ::2]), image, masks, ids)
+
+
+def test_training_without_augmentation_never_imports_albumentations():
+    """albumentations imports PyTorch where it is installed: 480 MiB more resident memory in
+    every training process that never augments (seen as our peak RSS against torchvision's)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport mrcnn.model, mrcnn.data.pipeline, mrcnn.data.augment\n"
+            "from mrcnn.data.augment import check_augmentation, is_albumentations\n"
+            "check_augmentation(None)\nassert not is_albumentations(object())\n"
+            "print(sorted(m for m in ('albumentations', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

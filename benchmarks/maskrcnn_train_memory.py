@@ -1,0 +1,117 @@
+"""Where a Mask R-CNN training step's memory goes: resident memory after each phase.
+
+    python benchmarks/maskrcnn_train_memory.py [--size 512] [--batch 1]
+
+The same training step as ``maskrcnn_vs_torchvision.py``'s ``ours_train_r50_<size>`` case
+(R50-FPN, all layers, SGD, frozen BatchNorm, synthetic shapes), each variant in its own process:
+RSS after importing TensorFlow, after building the network, after the optimizer's slots, after
+the first step (the trace) and the peak (VmHWM) over the timed steps. Variants change one
+suspect at a time: the tf.data pipeline one sample at a time (no parallel map, no prefetch),
+TRAIN_ROIS_PER_IMAGE 32 instead of 200 (the heads' activations), and the heads preset (no
+backbone gradients or momentum).
+Writes ``benchmarks/results/maskrcnn_train_memory.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from maskrcnn_vs_torchvision import TRAIN_CLASSES, _our_config, _shapes_image
+from provenance import provenance, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "maskrcnn_train_memory.json"
+VARIANTS = {
+    "default": {},
+    "pipeline: one sample at a time": {"serial_pipeline": True},
+    "TRAIN_ROIS_PER_IMAGE=32 (of 200)": {"fields": {"TRAIN_ROIS_PER_IMAGE": 32}},
+    "heads only (backbone frozen)": {"layers": "heads"},
+}
+
+
+def _status_mib(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+def run_variant(name: str, size: int, batch: int, steps: int, threads: int) -> dict:
+    """Child process: one variant's RSS after each phase, in MiB."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    phases = {"start": _status_mib("VmRSS")}
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import mrcnn.model as modellib
+    from mrcnn.data.pipeline import build_dataset
+
+    phases["import TensorFlow + mrcnn"] = _status_mib("VmRSS")
+    variant = VARIANTS[name]
+    config = _our_config(size, "resnet50", TRAIN_CLASSES, IMAGES_PER_GPU=batch,
+                         **variant.get("fields", {}))
+    model = modellib.MaskRCNN("training", config, "/tmp/bench_logs")
+    model.set_trainable(variant.get("layers", "all"), verbose=0)
+    phases["network built"] = _status_mib("VmRSS")
+    model._compile(0.001)
+    phases["optimizer slots"] = _status_mib("VmRSS")
+    data = build_dataset(_shapes_image(size), config, shuffle=False)
+    if variant.get("serial_pipeline"):
+        data = data.unbatch().batch(config.BATCH_SIZE).prefetch(0)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        data = data.with_options(options)
+    iterator = iter(data)
+    network = model.keras_model
+    network.make_train_function()
+    network.train_function(iterator)
+    phases["first step (trace)"] = _status_mib("VmRSS")
+    for _ in range(steps):
+        network.train_function(iterator)
+    phases["after the steps"] = _status_mib("VmRSS")
+    phases["peak (VmHWM)"] = _status_mib("VmHWM")
+    return {name: round(value) for name, value in phases.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, args.size, args.batch, args.steps,
+                                     args.threads)))
+        return 0
+    results = {}
+    for name in VARIANTS:
+        done = subprocess.run([sys.executable, __file__, "--variant", name, "--size",
+                               str(args.size), "--batch", str(args.batch), "--steps",
+                               str(args.steps), "--threads", str(args.threads)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            continue
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    phases = list(next(iter(results.values())))
+    print(f"RSS in MiB, R50-FPN training step at {args.size} px, batch {args.batch}")
+    print(f"{'variant':<34}" + "".join(f"{phase[:14]:>16}" for phase in phases))
+    for name, values in results.items():
+        print(f"{name:<34}" + "".join(f"{values[phase]:>16}" for phase in phases))
+    write_report(args.out, {"benchmark": "maskrcnn_train_memory", "size": args.size,
+                            "batch": args.batch, "steps": args.steps, "variants": results,
+                            "machine": provenance()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
