@@ -34,6 +34,7 @@ from pathlib import Path
 
 from maskrcnn_vs_torchvision import NUM_CLASSES, _our_config, _timed
 from provenance import provenance, write_report
+from subprocess_cases import run_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "export_runtimes.json"
@@ -169,19 +170,10 @@ def main() -> int:
                                         if f.is_file()) / 2**20,
                  "ours_onnx_mib": (work / "ours.onnx").stat().st_size / 2**20,
                  "torchvision_onnx_mib": (work / "torchvision.onnx").stat().st_size / 2**20}
-        results = {}
-        print(f"{'case':<32}{'median':>10}   {'min-max':<15}{'peak RSS':>10}")
-        for name in CASES:
-            command = [sys.executable, __file__, "--case", name, "--work", str(work),
-                       "--size", str(args.size), "--repeats", str(args.repeats),
-                       "--threads", str(args.threads)]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-                continue
-            results[name] = case = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{name:<32}{case['median_s']:>8.3f} s   {min(case['times_s']):.3f}-"
-                  f"{max(case['times_s']):.3f} s{case['peak_rss_mib']:>8} MiB", flush=True)
+        results = run_cases(CASES, lambda name: [
+            sys.executable, __file__, "--case", name, "--work", str(work), "--size",
+            str(args.size), "--repeats", str(args.repeats), "--threads", str(args.threads)],
+            width=32)
     print(f"{'ours LiteRT':<32}{'not run: needs SELECT_TF_OPS (Flex), absent from pip LiteRT':>10}")
     peer = results.get("torchvision_onnx_onnxruntime")
     ours = [results[n] for n in CASES[:3] if n in results]

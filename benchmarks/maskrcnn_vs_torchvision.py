@@ -22,12 +22,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from provenance import provenance, write_report
+from subprocess_cases import run_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "maskrcnn_vs_torchvision.json"
@@ -230,19 +230,10 @@ def main() -> int:
     if args.case:
         run_case(args.case, args.repeats, args.threads)
         return 0
-    results = {}
-    print(f"{'case':<40}{'median':>11}   {'min-max':<13}{'peak RSS':>10}")
     names = QUICK if args.quick else tuple(CASES)
-    for name in names:
-        command = [sys.executable, __file__, "--case", name, "--repeats", str(args.repeats),
-                   "--threads", str(args.threads)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-            continue
-        results[name] = case = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{name:<40}{case['median_s']:>9.3f} s   {min(case['times_s']):.3f}-"
-              f"{max(case['times_s']):.3f} s{case['peak_rss_mib']:>8} MiB", flush=True)
+    results = run_cases(names, lambda name: [
+        sys.executable, __file__, "--case", name, "--repeats", str(args.repeats),
+        "--threads", str(args.threads)])
     ratios = {label: results[a]["median_s"] / results[b]["median_s"]
               for label, (a, b) in RATIOS.items() if a in results and b in results}
     print()
