@@ -5,6 +5,7 @@
 - ``augment``: albumentations / imgaug augmentation that keeps masks and boxes consistent.
 - ``anchor_targets``: RPN training targets per image (numpy).
 - ``pipeline``: the ``tf.data`` input pipeline (``build_dataset``) for training and evaluation.
+- ``repeat_factors``: repeat-factor sampling for long-tailed data (the pipeline's option).
 - ``generator``: Matterport's ``load_image_gt`` / ``data_generator`` API on the pipeline;
   ``head_targets``: its numpy second-stage targets (random ROIs, detection targets, mold_mask).
 - ``datasets/``: loaders for public formats (COCO, MVTec D2S, DeepFashion2, VIA, shapes).

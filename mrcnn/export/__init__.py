@@ -7,6 +7,7 @@
 - ``saved_model``: the SavedModel with its ``serving_default`` (``image: uint8[H, W, C]``) and
   ``serving_image_bytes`` (``image_bytes: string``, JPEG/PNG) signatures;
   :func:`export_model` is the entry point behind ``MaskRCNN.export``.
+- ``onnx``: the same graph converted with tf2onnx (ROIAlign as ONNX ``RoiAlign``).
 
 May import: ``mrcnn.geometry``, ``mrcnn.modeling`` and ``mrcnn.config``. Never ``data``,
 ``evaluation`` or ``engine``. The exported files import nothing of ours.
