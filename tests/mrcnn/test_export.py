@@ -326,3 +326,20 @@ def test_export_command_writes_a_saved_model_with_both_signatures(tmp_path):
     assert {"serving_default", "serving_image_bytes"} <= set(loaded.signatures)
     out = loaded.signatures["serving_default"](image=tf.zeros([40, 70, 3], tf.uint8))
     assert out["masks"].shape[:2] == (40, 70)
+
+
+def test_export_command_writes_onnx_that_onnxruntime_runs(tmp_path, capsys):
+    """``python samples/shapes.py export --format onnx --out model.onnx`` gives a file that
+    onnxruntime loads with one ``image`` input and detect()'s four outputs at the input's size."""
+    ort = pytest.importorskip("onnxruntime")
+    shapes = _shapes_sample()
+    out = tmp_path / "model.onnx"
+    assert shapes.main(shapes.SPEC, ["export", "--preset", "tiny", "--weights", "none",
+                                     "--logs", str(tmp_path / "logs"), "--format", "onnx",
+                                     "--out", str(out)]) == 0
+    assert f"onnx written to {out}" in capsys.readouterr().out
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    outputs = dict(zip([o.name for o in session.get_outputs()],
+                       session.run(None, {"image": np.zeros((40, 70, 3), np.uint8)}), strict=True))
+    assert outputs["masks"].shape[:2] == (40, 70) and outputs["rois"].shape[1:] == (4,)
