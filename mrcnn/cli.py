@@ -14,9 +14,8 @@ User errors (bad flags, missing files, invalid config values) exit with status 2
 from __future__ import annotations
 
 import argparse
-import json
+import copy
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,8 @@ from typing import Any
 
 from mrcnn.config import Config, ConfigError, parse_override, tiny_config
 from mrcnn.data.errors import DatasetError
-from vision_common.tensorflow_logs import quiet_tensorflow  # noqa: F401 (samples import it here)
+from mrcnn.engine.json_files import write_json
+from vision_common.tensorflow_logs import quiet_tensorflow
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def make_config(spec: SampleSpec, args: argparse.Namespace) -> Config:
         from mrcnn.engine.run_config import architecture_differences, config_from_run
 
         saved = config_from_run(type(config), run_file)
-        rebuilt = config_from_run(type(config), run_file).override(
+        rebuilt = copy.deepcopy(saved).override(
             **{name: getattr(config, name) for name in sorted(explicit)})
         changed = architecture_differences(saved, rebuilt)
         if changed:
@@ -322,7 +322,7 @@ def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> 
           f"{limited if metrics['images'] < available else ''})")
     print(format_metrics(metrics))
     if args.out:
-        _write_json(args.out, metrics)
+        write_json(args.out, metrics)
         print(f"metrics written to {args.out}")
 
 
@@ -355,7 +355,7 @@ def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> No
             ],
         })
         print(f"{path.name}: {len(result['class_ids'])} instances -> {png}")
-    _write_json(out_dir / "detections.json", records)
+    write_json(out_dir / "detections.json", records)
 
 
 def run_export(args: argparse.Namespace, config: Config) -> None:
@@ -409,11 +409,3 @@ def _image_paths(location: str) -> list[Path]:
     if not path.is_file():
         raise UsageError(f"--image {location}: no such file or directory")
     return [path]
-
-
-def _write_json(path: str | os.PathLike, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2))
-    os.replace(temporary, path)

@@ -159,11 +159,11 @@ class MaskRCNN:
         """
         file_layers = read_h5_weights(filepath)
         exclude = list(exclude or ())
-        mask_kernel = file_layers.get("mrcnn_mask", [np.zeros((1,))])[0]
-        if self.config.MASK_CLASS_AGNOSTIC and mask_kernel.shape[-1] != 1:
+        mask_arrays = file_layers.get("mrcnn_mask")
+        if self.config.MASK_CLASS_AGNOSTIC and mask_arrays and mask_arrays[0].shape[-1] != 1:
             logger.warning("%s: its mrcnn_mask predicts %d per-class masks; MASK_CLASS_AGNOSTIC "
                            "keeps this model's one-mask layer at its initial weights",
-                           Path(filepath).name, mask_kernel.shape[-1])
+                           Path(filepath).name, mask_arrays[0].shape[-1])
             exclude.append("mrcnn_mask")
         adapted = self._adapt_first_conv(file_layers)
         report = assign_weights(self._layers, file_layers, Path(filepath).name, exclude,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 
+from mrcnn.engine.json_files import write_json
+from mrcnn.engine.training import run_dirs
 from mrcnn.engine.weights import save_weights_h5, weight_layers
 
 logger = logging.getLogger(__name__)
@@ -30,14 +31,11 @@ def best_checkpoint_path(log_dir: str | Path, name: str) -> Path:
 
 def find_best(model_dir: str | Path, name: str) -> Path:
     """The best checkpoint of the newest ``<name>*`` run under ``model_dir`` that has one."""
-    prefix = name.lower()
-    runs = sorted(d for d in Path(model_dir).glob(f"{prefix}*") if d.is_dir()) \
-        if Path(model_dir).is_dir() else []
-    for run in reversed(runs):
+    for run in reversed(run_dirs(model_dir, name)):
         path = best_checkpoint_path(run, name)
         if path.is_file():
             return path
-    raise FileNotFoundError(f"no mask_rcnn_{prefix}_best.h5 in any run under {model_dir} "
+    raise FileNotFoundError(f"no mask_rcnn_{name.lower()}_best.h5 in any run under {model_dir} "
                             "(train with --map-every N to keep the best checkpoint)")
 
 
@@ -64,11 +62,8 @@ class BestCheckpoint:
             return False
         self.best = value
         save_weights_h5(weight_layers(self.network.parts), self.path)
-        record = {"metric": self.metric, "value": value, "epoch": epoch,
-                  "checkpoint": self.path.name}
-        temporary = self.record_path.with_name(RECORD_NAME + ".tmp")
-        temporary.write_text(json.dumps(record, indent=2))
-        os.replace(temporary, self.record_path)
+        write_json(self.record_path, {"metric": self.metric, "value": value, "epoch": epoch,
+                                      "checkpoint": self.path.name})
         logger.info("best %s %.4f at epoch %d: saved %s", self.metric, value, epoch, self.path)
         return True
 

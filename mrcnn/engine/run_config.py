@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mrcnn.config import DERIVED_FIELDS, Config, ConfigError
+from mrcnn.engine.json_files import write_json
 
 RUN_CONFIG_NAME = "config.json"
 
@@ -38,12 +39,7 @@ ARCHITECTURE_FIELDS = (
 
 def write_run_config(log_dir: str | os.PathLike, config: Config) -> Path:
     """Write ``log_dir/config.json`` atomically (a temporary file renamed into place)."""
-    path = Path(log_dir) / RUN_CONFIG_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
-    os.replace(temporary, path)
-    return path
+    return write_json(Path(log_dir) / RUN_CONFIG_NAME, config.to_dict())
 
 
 def read_run_config(path: str | os.PathLike) -> dict[str, Any]:

@@ -80,6 +80,14 @@ def parse_checkpoint(path: str | Path) -> tuple[Path, int] | None:
     return Path(path).absolute().parent, int(match.group(6))
 
 
+def run_dirs(model_dir: str | Path, name: str) -> list[Path]:
+    """The ``<name>*`` run folders under ``model_dir``, oldest first (their names hold the date)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(d for d in model_dir.glob(f"{name.lower()}*") if d.is_dir())
+
+
 def find_last(model_dir: str | Path, name: str) -> Path:
     """The newest readable checkpoint of the newest ``<name>*`` run under ``model_dir``.
 
@@ -87,9 +95,8 @@ def find_last(model_dir: str | Path, name: str) -> Path:
     a partial copy) is passed over with a warning and the one before it is used.
     Raises FileNotFoundError saying where it looked.
     """
-    model_dir = Path(model_dir)
     prefix = name.lower()
-    runs = sorted(d for d in model_dir.glob(f"{prefix}*") if d.is_dir()) if model_dir.is_dir() else []
+    runs = run_dirs(model_dir, name)
     if not runs:
         raise FileNotFoundError(f"no run directory '{prefix}<YYYYMMDDTHHMM>' under {model_dir}")
     for run in reversed(runs):
