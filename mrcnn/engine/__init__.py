@@ -4,7 +4,8 @@
   found again by ``find_last``), the skipped-samples summary and the stop on a non-finite loss.
 - ``callbacks``: ``MeanAPCallback`` (mAP and detection images to TensorBoard every N epochs).
 - ``run_config``: the run folder's ``config.json``; ``best_checkpoint``: the run's
-  ``mask_rcnn_<name>_best.h5``; ``schedules``: learning-rate schedules and their callback.
+  ``mask_rcnn_<name>_best.h5``; ``schedules``: learning-rate schedules and their callback;
+  ``json_files``: JSON written atomically.
 - ``distribute``: ``tf.distribute`` strategies from ``Config.DISTRIBUTION_STRATEGY``.
 - ``weights``: Matterport-layout ``.h5`` read/write by layer name; ``pretrained`` and
   ``download``: COCO / ImageNet weights, fetched once and cached.
