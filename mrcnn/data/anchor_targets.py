@@ -7,6 +7,8 @@ negative; the sample is balanced to RPN_TRAIN_ANCHORS_PER_IMAGE with at most hal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from mrcnn.geometry.boxes import box_refinement, compute_overlaps
@@ -23,6 +25,7 @@ def build_rpn_targets(
     gt_boxes: np.ndarray,
     config,
     rng: np.random.Generator | None = None,
+    window: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """RPN targets of one image.
 
@@ -30,6 +33,8 @@ def build_rpn_targets(
     gt_class_ids: int[N]; negative ids mark crowd boxes. gt_boxes: [N, (y1, x1, y2, x2)] pixels.
     config: reads RPN_TRAIN_ANCHORS_PER_IMAGE and RPN_BBOX_STD_DEV.
     rng: picks which surplus anchors are dropped when balancing.
+    window: (y1, x1, y2, x2) pixels of the real image in a padded one; anchors that do not
+    overlap it (padding only) are left neutral, never trained as background. None: all count.
 
     Returns rpn_match int32[A] (1 positive, -1 negative, 0 neutral/unsampled) and rpn_bbox
     float32[RPN_TRAIN_ANCHORS_PER_IMAGE, (dy, dx, log(dh), log(dw))] for the positive anchors in
@@ -70,6 +75,8 @@ def build_rpn_targets(
         best_for_some_gt = (overlaps == gt_iou_max[None, :]) & (gt_iou_max[None, :] > 0)
         rpn_match[best_for_some_gt.any(axis=1)] = 1
     rpn_match[anchor_iou_max >= POSITIVE_IOU] = 1
+    if window is not None:
+        rpn_match[~_overlaps_window(anchors, window)] = 0
 
     _drop_surplus(rpn_match, 1, per_image // 2, rng)
     _drop_surplus(rpn_match, -1, per_image - int(np.sum(rpn_match == 1)), rng)
@@ -78,6 +85,13 @@ def build_rpn_targets(
     deltas = box_refinement(anchors[positive], gt_boxes[anchor_iou_argmax[positive]])
     rpn_bbox[: len(positive)] = deltas / np.asarray(config.RPN_BBOX_STD_DEV, dtype=np.float32)
     return rpn_match, rpn_bbox
+
+
+def _overlaps_window(anchors: np.ndarray, window: Sequence[float]) -> np.ndarray:
+    """bool[A]: the anchor shares some area with the window (y1, x1, y2, x2), pixels."""
+    y1, x1, y2, x2 = (float(v) for v in window)
+    return ((anchors[:, 0] < y2) & (anchors[:, 2] > y1) & (anchors[:, 1] < x2)
+            & (anchors[:, 3] > x1))
 
 
 def _drop_surplus(rpn_match: np.ndarray, label: int, keep: int, rng: np.random.Generator) -> None:

@@ -7,11 +7,9 @@ docstring). Images are loaded, resized, augmented and given RPN targets inside a
 
 from __future__ import annotations
 
-import atexit
 import copy
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,110 +19,28 @@ import tensorflow as tf
 from mrcnn.data.anchor_targets import build_rpn_targets
 from mrcnn.data.augment import apply_augmentation, check_augmentation, reseed
 from mrcnn.data.errors import DatasetError
+from mrcnn.data.grouped_batches import (
+    batch_signature,
+    group_into_batches,
+    groups_by_image_id,
+    pad_ground_truth,
+    padded_batch_shape,
+    uses_variable_shapes,
+)
 from mrcnn.data.repeat_factors import endless_ids, epoch_ids, image_class_ids, repeat_factors
+from mrcnn.data.skipped_samples import DRAIN, SKIPPABLE_ERRORS, SKIPPED_SAMPLES
 from mrcnn.geometry.anchors import anchors_for_image_shape
 from mrcnn.geometry.boxes import extract_bboxes
 from mrcnn.geometry.imaging import (
     compose_image_meta,
     minimize_mask,
     mold_image,
+    parse_image_meta,
     resize_image,
     resize_mask,
 )
 
 logger = logging.getLogger(__name__)
-
-class _PipelineDrain:
-    """Lets tf.data's worker threads go idle before the interpreter shuts down.
-
-    A ``numpy_function`` that tf.data starts while Python is finalizing waits for the GIL
-    forever, and the iterator's destructor waits for it: the process hangs at exit. At exit we
-    make new calls return a placeholder at once (which fills the prefetch buffers and stops the
-    workers) and wait, with the GIL released, until the calls in flight have returned.
-    """
-
-    def __init__(self) -> None:
-        self.closing = False
-        self.in_flight = 0
-        self.last_call = 0.0
-        self.lock = threading.Lock()
-
-    def enter(self) -> bool:
-        """Register a call; False when the interpreter is exiting (skip the work)."""
-        with self.lock:
-            self.last_call = time.monotonic()
-            if self.closing:
-                return False
-            self.in_flight += 1
-            return True
-
-    def leave(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-
-    def drain(self, quiet_s: float = 0.2, timeout_s: float = 10.0) -> None:
-        self.closing = True
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self.lock:
-                idle = self.in_flight == 0 and time.monotonic() - self.last_call > quiet_s
-            if idle:
-                return
-            time.sleep(0.02)
-
-
-_DRAIN = _PipelineDrain()
-atexit.register(_DRAIN.drain)
-
-
-class SkippedSamples:
-    """Thread-safe tally of training samples skipped because their image or masks failed to load.
-
-    The pipeline records every skip (a warning names each file the first time it fails);
-    :meth:`take` returns the counts by reason since the previous call, which is what
-    :class:`mrcnn.engine.training.SkippedSamplesReport` logs at the end of each epoch.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._since_take: dict[str, int] = {}
-        self._warned: set[str] = set()
-
-    def record(self, reference: str, error: Exception) -> None:
-        reason = skip_reason(error)
-        with self._lock:
-            self._since_take[reason] = self._since_take.get(reason, 0) + 1
-            first_time = reference not in self._warned
-            self._warned.add(reference)
-        if first_time:
-            logger.warning("skipping %s (%s): %s", reference, reason, error)
-
-    def take(self) -> dict[str, int]:
-        """Skips by reason since the last call (then resets the counts)."""
-        with self._lock:
-            counts, self._since_take = self._since_take, {}
-        return counts
-
-
-# Shared by every pipeline of the process (training and validation).
-SKIPPED_SAMPLES = SkippedSamples()
-
-# What a per-image failure can raise; anything else is a bug and stops the run.
-SKIPPABLE_ERRORS = (DatasetError, OSError)
-
-
-def skip_reason(error: Exception) -> str:
-    """A short category for the epoch summary: missing file, unreadable image, bad annotations."""
-    if isinstance(error, FileNotFoundError):
-        return "missing file"
-    if isinstance(error, OSError):
-        return "unreadable file"
-    text = str(error)
-    if "load_mask" in text:
-        return "bad annotations"
-    if "too large" in text:
-        return "image too large"
-    return "unreadable image"
 
 INPUT_NAMES = ("input_image", "input_image_meta", "input_rpn_match", "input_rpn_bbox",
                "input_gt_class_ids", "input_gt_boxes", "input_gt_masks")
@@ -186,16 +102,33 @@ def build_training_sample(
     anchors: [A, (y1, x1, y2, x2)] in pixels of the molded image (config.IMAGE_SHAPE).
     """
     rng = rng if rng is not None else np.random.default_rng()
-    image, image_meta, class_ids, boxes, masks = load_image_gt(dataset, config, image_id,
-                                                               augmentation, rng)
+    ground_truth = load_image_gt(dataset, config, image_id, augmentation, rng)
+    shape = ground_truth[0].shape
     expected = tuple(int(s) for s in config.IMAGE_SHAPE)
-    if image.shape != expected:
+    if shape != expected:
         raise DatasetError(
-            f"image {image_id} ({_reference(dataset, image_id)}) is {list(image.shape)} after "
-            f"IMAGE_RESIZE_MODE={config.IMAGE_RESIZE_MODE!r}, but training needs IMAGE_SHAPE "
-            f"{list(expected)}; train with 'square' or 'crop'"
+            f"image {image_id} ({_reference(dataset, image_id)}) is {list(shape)} after "
+            f"IMAGE_RESIZE_MODE={config.IMAGE_RESIZE_MODE!r}, but one fixed-size sample needs "
+            f"IMAGE_SHAPE {list(expected)}; use 'square' or 'crop', or build_dataset, which "
+            "batches 'pad64'/'none' images by aspect ratio"
         )
-    rpn_match, rpn_bbox = build_rpn_targets(anchors, class_ids, boxes, config, rng)
+    return sample_from_ground_truth(ground_truth, anchors, config, rng)
+
+
+def sample_from_ground_truth(
+    ground_truth: tuple,
+    anchors: np.ndarray,
+    config,
+    rng: np.random.Generator,
+    window: Sequence[float] | None = None,
+) -> dict[str, np.ndarray]:
+    """The sample dict of :func:`load_image_gt`'s (image, image_meta, class_ids, boxes, masks).
+
+    anchors: [A, 4] pixels of this image's (padded) shape. window: the real image's
+    (y1, x1, y2, x2) when the RPN must not learn padding (see :func:`build_rpn_targets`).
+    """
+    image, image_meta, class_ids, boxes, masks = ground_truth
+    rpn_match, rpn_bbox = build_rpn_targets(anchors, class_ids, boxes, config, rng, window)
     limit = int(config.MAX_GT_INSTANCES)
     if len(class_ids) > limit:
         chosen = np.sort(rng.choice(len(class_ids), limit, replace=False))
@@ -214,6 +147,26 @@ def build_training_sample(
         "input_gt_boxes": gt_boxes,
         "input_gt_masks": gt_masks,
     }
+
+
+def build_padded_batch(loaded: Sequence[tuple[tuple, np.random.Generator]],
+                       config) -> dict[str, np.ndarray]:
+    """A batch of variable-size images (:mod:`mrcnn.data.grouped_batches`): each (ground truth
+    of :func:`load_image_gt`, its rng) padded to the batch's shape, with RPN targets on that
+    shape's anchors (padding-only anchors neutral) and ``input_anchors`` [B, A, 4] normalized."""
+    height, width = padded_batch_shape([ground_truth[0].shape for ground_truth, _ in loaded])
+    anchors = anchors_for_image_shape(config, (height, width), normalized=False)
+    samples = [
+        sample_from_ground_truth(
+            pad_ground_truth(ground_truth, height, width, not config.USE_MINI_MASK), anchors,
+            config, rng, window=parse_image_meta(ground_truth[1])["window"])
+        for ground_truth, rng in loaded
+    ]
+    batch = {name: np.stack([sample[name] for sample in samples]) for name in samples[0]}
+    normalized = anchors_for_image_shape(config, (height, width))
+    batch["input_anchors"] = np.ascontiguousarray(
+        np.broadcast_to(normalized, (len(samples), *normalized.shape)))
+    return batch
 
 
 def sample_signature(config) -> dict[str, tf.TensorSpec]:
@@ -251,6 +204,9 @@ def build_dataset(
       float32[B, IMAGE_META_SIZE], input_rpn_match int32[B, A, 1], input_rpn_bbox
       float32[B, RPN_TRAIN_ANCHORS_PER_IMAGE, 4], input_gt_class_ids int32[B, G] (0-padded;
       negative = crowd), input_gt_boxes int32[B, G, 4], input_gt_masks bool[B, mh, mw, G].
+    IMAGE_RESIZE_MODE "pad64" / "none": each batch holds images of one aspect-ratio group,
+    padded to its own H x W (multiples of 64; :mod:`mrcnn.data.grouped_batches`), A is that
+    shape's anchor count, and ``input_anchors`` float32[B, A, 4] (normalized) is added.
     Images without instances are kept. The last incomplete batch is dropped. With ``seed``
     the order, crops, subsampling and albumentations draws are reproducible; ``seed=None`` draws
     one from NumPy's global generator, so ``keras.utils.set_random_seed`` makes runs repeatable.
@@ -268,36 +224,41 @@ def build_dataset(
     skip_sources = frozenset(no_augmentation_sources or ())
     if seed is None:
         seed = int(np.random.randint(2**31))
+    variable = uses_variable_shapes(config)
     signature = sample_signature(config)
+    if variable:
+        signature = batch_signature(signature, config.BATCH_SIZE, not config.USE_MINI_MASK)
     names = list(signature)
     per_thread = threading.local()
 
-    def load(counter: np.int64, image_id: np.int64) -> list[np.ndarray]:
-        if not _DRAIN.enter():
+    def load(counter: np.ndarray, image_id: np.ndarray) -> list[np.ndarray]:
+        if not DRAIN.enter():
             return placeholder
         try:
-            return load_sample(int(counter), int(image_id))
+            return build_batch(counter, image_id) if variable else \
+                first_loadable(int(counter), int(image_id), build_sample)
         finally:
-            _DRAIN.leave()
+            DRAIN.leave()
 
     image_ids = [int(i) for i in dataset.image_ids]
     position = {image_id: index for index, image_id in enumerate(image_ids)}
 
-    def load_sample(counter: int, image_id: int) -> list[np.ndarray]:
-        """The sample of image_id, or of the next image that loads (each failure recorded)."""
+    def first_loadable(counter: int, image_id: int, build):
+        """build(counter, image_id), or for the next image that loads (each failure recorded)."""
         start = position[image_id]
         first_error = None
         for offset in range(len(image_ids)):
             candidate = image_ids[(start + offset) % len(image_ids)]
             try:
-                return build_sample(counter, candidate)
+                return build(counter, candidate)
             except SKIPPABLE_ERRORS as error:
                 SKIPPED_SAMPLES.record(_reference(dataset, candidate), error)
                 first_error = first_error or error
         raise DatasetError(f"none of the {len(image_ids)} images of {type(dataset).__name__} "
                            f"could be loaded; the first failure: {first_error}") from first_error
 
-    def build_sample(counter: int, image_id: int) -> list[np.ndarray]:
+    def draws(counter: int, image_id: int) -> tuple[Any, np.random.Generator]:
+        """The sample's augmenter (None: not augmented) and random generator."""
         rng = np.random.default_rng([seed, counter])
         augment = None
         if augmentation is not None and dataset.image_info[image_id]["source"] not in skip_sources:
@@ -307,10 +268,26 @@ def build_dataset(
             augment = per_thread.augmentation
             if seed is not None:
                 reseed(augment, int(rng.integers(2**31)))
+        return augment, rng
+
+    def build_sample(counter: int, image_id: int) -> list[np.ndarray]:
+        augment, rng = draws(counter, image_id)
         sample = build_training_sample(dataset, config, image_id, anchors, augment, rng)
         return [sample[name] for name in names]
 
-    placeholder = [np.zeros_like(array) for array in load_sample(0, image_ids[0])]  # fails fast
+    def load_ground_truth(counter: int, image_id: int) -> tuple[tuple, np.random.Generator]:
+        augment, rng = draws(counter, image_id)
+        return load_image_gt(dataset, config, image_id, augment, rng), rng
+
+    def build_batch(counters: np.ndarray, batch_ids: np.ndarray) -> list[np.ndarray]:
+        loaded = [first_loadable(int(c), int(i), load_ground_truth)
+                  for c, i in zip(counters, batch_ids, strict=True)]
+        batch = build_padded_batch(loaded, config)
+        return [batch[name] for name in names]
+
+    first = (build_batch(np.zeros(config.BATCH_SIZE), np.full(config.BATCH_SIZE, image_ids[0]))
+             if variable else first_loadable(0, image_ids[0], build_sample))
+    placeholder = [np.zeros_like(array) for array in first]  # fails fast
 
     def load_tensors(counter: tf.Tensor, image_id: tf.Tensor) -> dict[str, tf.Tensor]:
         tensors = tf.numpy_function(load, [counter, image_id],
@@ -340,9 +317,16 @@ def build_dataset(
             ids = ids.shuffle(len(dataset.image_ids), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ids = ids.repeat()
-    samples = ids.enumerate().map(load_tensors, num_parallel_calls=tf.data.AUTOTUNE,
-                                  deterministic=True)
-    return samples.batch(config.BATCH_SIZE, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if variable:
+        batches = group_into_batches(ids.enumerate(), groups_by_image_id(dataset),
+                                     config.BATCH_SIZE)
+        batches = batches.map(load_tensors, num_parallel_calls=tf.data.AUTOTUNE,
+                              deterministic=True)
+    else:
+        samples = ids.enumerate().map(load_tensors, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True)
+        batches = samples.batch(config.BATCH_SIZE, drop_remainder=True)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _check_compatible(dataset, config, repeat: bool) -> None:

@@ -38,7 +38,8 @@ class MaskRCNNNetwork(keras.Model):
     (normalized). Output: ``detections`` [B, D, (y1, x1, y2, x2, class_id, score)] normalized and
     ``masks`` [B, D, mask_h, mask_w, NUM_CLASSES] probabilities.
 
-    Training input (``train_step``): the batches of :func:`mrcnn.data.pipeline.build_dataset`.
+    Training input (``train_step``): the batches of :func:`mrcnn.data.pipeline.build_dataset`
+    (their height and width may change from batch to batch: one trace serves every shape).
     """
 
     def __init__(self, config: Config, **kwargs):
@@ -83,7 +84,8 @@ class MaskRCNNNetwork(keras.Model):
             config.DETECTION_NMS_THRESHOLD, np.ravel(config.BBOX_STD_DEV).tolist(),
             name="mrcnn_detection",
         )
-        # Training images all have IMAGE_SHAPE, so their anchors are one constant (not a weight).
+        # "square" / "crop" training images all have IMAGE_SHAPE, so their anchors are one
+        # constant (not a weight); "pad64" / "none" batches carry their own (input_anchors).
         self.training_anchors = tf.constant(anchors_for_image_shape(config, config.IMAGE_SHAPE))
         # Inference's trunk, XLA-compiled when asked: it has static shapes; the graph stages
         # after it (top-k, NMS, dynamic gathers) do not compile.
@@ -217,7 +219,10 @@ class MaskRCNNNetwork(keras.Model):
         image_shape = tf.shape(images)[1:3]
         # Not XLA-compiled: on CPU its gradient ran slower (2.8 s vs 2.4 s per 512 px step).
         pyramid, (rpn_logits, rpn_probs, rpn_deltas) = self._trunk_outputs(images, training)
-        proposals = self.training_proposals(rpn_probs, rpn_deltas, self.training_anchors)
+        # Variable-size batches (pad64 / none) bring their shape's anchors, one copy per image.
+        anchors = (batch["input_anchors"][0] if "input_anchors" in batch
+                   else self.training_anchors)
+        proposals = self.training_proposals(rpn_probs, rpn_deltas, anchors)
         gt_boxes = box_ops.norm_boxes(batch["input_gt_boxes"], image_shape)
         rois, target_class_ids, target_deltas, target_masks = self.detection_targets(
             proposals, batch["input_gt_class_ids"], gt_boxes, batch["input_gt_masks"]
