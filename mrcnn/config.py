@@ -143,6 +143,10 @@ class Config:
 
     # Image mean (RGB), subtracted from every pixel.
     MEAN_PIXEL = np.array([123.7, 116.8, 103.9])
+    # Per-channel divisor applied after MEAN_PIXEL, or None (Matterport: no division; COCO and
+    # ImageNet weights expect None). For 16-bit or float images set both to the data's
+    # statistics (mrcnn.data.dataset.compute_pixel_statistics); values are kept as stored.
+    PIXEL_STD = None
 
     # ROIs per image fed to the classifier/mask heads in training. The paper uses 512.
     TRAIN_ROIS_PER_IMAGE = 200
@@ -352,6 +356,12 @@ class Config:
                self.MINI_MASK_SHAPE, "(height, width) with both >= 1")
         _check(len(np.ravel(self.MEAN_PIXEL)) == self.IMAGE_CHANNEL_COUNT, "MEAN_PIXEL",
                self.MEAN_PIXEL, f"one value per channel (IMAGE_CHANNEL_COUNT={self.IMAGE_CHANNEL_COUNT})")
+        if self.PIXEL_STD is not None:
+            std = np.ravel(np.asarray(self.PIXEL_STD, dtype=np.float64))
+            _check(len(std) == self.IMAGE_CHANNEL_COUNT and bool(np.all(std > 0))
+                   and bool(np.all(np.isfinite(std))), "PIXEL_STD", self.PIXEL_STD,
+                   f"None or one positive number per channel (IMAGE_CHANNEL_COUNT="
+                   f"{self.IMAGE_CHANNEL_COUNT})")
         for name in ("RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
             value = np.ravel(getattr(self, name))
             _check(value.shape == (4,) and bool(np.all(value > 0)), name, getattr(self, name),

@@ -21,15 +21,22 @@ from typing import Any
 import numpy as np
 
 from mrcnn.data.errors import DatasetError
-from mrcnn.data.image_io import load_rgb_image
+from mrcnn.data.image_io import load_image_channels
 
-__all__ = ["Dataset", "DatasetError"]
+__all__ = ["Dataset", "DatasetError", "compute_pixel_statistics", "load_checked_image"]
 
 logger = logging.getLogger(__name__)
 
 
 class Dataset:
-    """Base class for dataset classes. Image ids are the contiguous ints of ``image_ids``."""
+    """Base class for dataset classes. Image ids are the contiguous ints of ``image_ids``.
+
+    ``image_channel_count`` is the channel count ``load_image`` returns: 3 (RGB, Matterport)
+    unless set, e.g. ``dataset.image_channel_count = config.IMAGE_CHANNEL_COUNT`` for RGB-D or
+    multispectral files (the training and evaluation pipelines check that the two agree).
+    """
+
+    image_channel_count: int = 3
 
     def __init__(self, class_map: dict | None = None) -> None:
         self._image_ids: np.ndarray = np.array([], dtype=np.int64)
@@ -130,8 +137,15 @@ class Dataset:
     # ----------------------------------------------------------------------------------------
     # Loading
     def load_image(self, image_id: int) -> np.ndarray:
-        """uint8[H, W, 3] RGB. Grayscale is replicated to RGB; an alpha channel is dropped."""
-        return load_rgb_image(self.image_info[image_id]["path"])
+        """[H, W, image_channel_count], values as stored in the file (no rescaling).
+
+        With 3 channels, 8-bit files give uint8 RGB as in Matterport (grayscale replicated, an
+        alpha channel dropped); 16-bit PNG/TIFF give uint16, float TIFF/.npy their float
+        values, and TIFF pages or .npy stacks [H, W, N] their N channels (see
+        :func:`mrcnn.data.image_io.load_image_channels`). MEAN_PIXEL and PIXEL_STD bring the
+        values to the network's range when the image is molded.
+        """
+        return load_image_channels(self.image_info[image_id]["path"], self.image_channel_count)
 
     def load_mask(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
         """bool[H, W, N] instance masks and int32[N] class ids. Override in subclasses.
@@ -145,3 +159,49 @@ class Dataset:
             image_id,
         )
         return np.empty([0, 0, 0], dtype=bool), np.empty([0], np.int32)
+
+
+def load_checked_image(dataset: Dataset, image_id: int, channel_count: int) -> np.ndarray:
+    """``dataset.load_image(image_id)``, checked to be [H, W, channel_count] of an int or float
+    dtype: where the data meets the model, so that a wrong channel count is a DatasetError
+    naming the file and both counts rather than a shape error inside TensorFlow."""
+    image = dataset.load_image(image_id)
+    info = dataset.image_info[image_id]
+    try:
+        where = info.get("path") or dataset.image_reference(image_id)
+    except Exception:  # a broken image_reference must not hide the real error
+        where = f"image_id {image_id}"
+    if not isinstance(image, np.ndarray):
+        raise DatasetError(f"image {image_id} ({where}): load_image returned a "
+                           f"{type(image).__name__}, expected a numpy array "
+                           f"[H, W, {channel_count}]")
+    if image.ndim != 3 or min(image.shape[:2]) == 0 or image.dtype.kind not in "uif":
+        raise DatasetError(f"image {image_id} ({where}): load_image returned "
+                           f"{image.dtype}{list(image.shape)}, expected an integer or float "
+                           f"array [H, W, {channel_count}]")
+    if image.shape[2] != channel_count:
+        hint = ""
+        if getattr(dataset, "image_channel_count", channel_count) != channel_count:
+            hint = (f"; set dataset.image_channel_count = {channel_count} (it is "
+                    f"{dataset.image_channel_count})")
+        raise DatasetError(f"image {image_id} ({where}) has {image.shape[2]} channel(s) but "
+                           f"the config's IMAGE_CHANNEL_COUNT is {channel_count}{hint}")
+    return image
+
+
+def compute_pixel_statistics(dataset: Dataset, image_ids: Any = None
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation float64[C] over every pixel of the images
+    (default: all): the MEAN_PIXEL and PIXEL_STD of 16-bit, float or many-channel data."""
+    total = squares = None
+    count = 0
+    for image_id in dataset.image_ids if image_ids is None else image_ids:
+        image = dataset.load_image(image_id)
+        pixels = image.reshape(-1, image.shape[-1]).astype(np.float64)
+        total = pixels.sum(axis=0) + (0 if total is None else total)
+        squares = np.square(pixels).sum(axis=0) + (0 if squares is None else squares)
+        count += len(pixels)
+    if not count:
+        raise DatasetError("compute_pixel_statistics: no pixels (the dataset has no images)")
+    mean = total / count
+    return mean, np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))

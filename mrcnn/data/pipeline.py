@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from mrcnn.data.anchor_targets import build_rpn_targets
 from mrcnn.data.augment import apply_augmentation, check_augmentation, reseed
+from mrcnn.data.dataset import load_checked_image
 from mrcnn.data.errors import DatasetError
 from mrcnn.data.grouped_batches import (
     batch_signature,
@@ -55,9 +56,9 @@ def load_image_gt(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load, resize and (optionally) augment one image and its instances, as Matterport does.
 
-    Returns image uint8[H, W, C] (resized per IMAGE_RESIZE_MODE), image_meta float[META_SIZE],
-    class_ids int32[N], bbox int32[N, (y1, x1, y2, x2)] in pixels of the resized image
-    (recomputed from the masks after augmentation), and masks bool[h, w, N]: MINI_MASK_SHAPE
+    Returns image [H, W, C] in load_image's dtype (resized per IMAGE_RESIZE_MODE), image_meta
+    float[META_SIZE], class_ids int32[N], bbox int32[N, (y1, x1, y2, x2)] in pixels of the
+    resized image (recomputed from the masks after augmentation), and masks bool[h, w, N]: MINI_MASK_SHAPE
     crops when USE_MINI_MASK, else the resized image's size. Instances whose mask is empty after
     resizing/augmentation are dropped; an image with no instances gives N = 0.
     rng drives the random crop of IMAGE_RESIZE_MODE="crop".
@@ -71,13 +72,14 @@ def load_image_gt(
     )
     masks = resize_mask(masks, scale, padding, crop)
     if augmentation is not None:
-        shape_before = image.shape
+        shape_before, dtype_before = image.shape, image.dtype
         image, masks, class_ids = apply_augmentation(augmentation, image, masks, class_ids)
-        if image.shape != shape_before or image.dtype != np.uint8:
+        if image.shape != shape_before or image.dtype != dtype_before:
             raise DatasetError(
                 f"image {image_id} ({_reference(dataset, image_id)}): the augmentation turned a "
-                f"uint8{list(shape_before)} image into {image.dtype}{list(image.shape)}; use "
-                "transforms that keep the size and dtype (resizing is done by IMAGE_RESIZE_MODE)"
+                f"{dtype_before}{list(shape_before)} image into {image.dtype}"
+                f"{list(image.shape)}; use transforms that keep the size and dtype (resizing is "
+                "done by IMAGE_RESIZE_MODE)"
             )
     keep = masks.any(axis=(0, 1))
     masks, class_ids = masks[:, :, keep], class_ids[keep]
@@ -354,18 +356,8 @@ def _reference(dataset, image_id: int) -> str:
 
 
 def _checked_image(dataset, config, image_id: int) -> np.ndarray:
-    """The dataset's image, checked to be uint8[H, W, IMAGE_CHANNEL_COUNT]."""
-    image = dataset.load_image(image_id)
-    channels = int(config.IMAGE_CHANNEL_COUNT)
-    if (not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != channels
-            or image.dtype != np.uint8 or min(image.shape[:2]) == 0):
-        got = (f"{image.dtype}{list(image.shape)}" if isinstance(image, np.ndarray)
-               else type(image).__name__)
-        raise DatasetError(
-            f"image {image_id} ({_reference(dataset, image_id)}): load_image returned {got}, "
-            f"expected uint8[H, W, {channels}]"
-        )
-    return image
+    """The dataset's image, checked to be [H, W, IMAGE_CHANNEL_COUNT] of an int/float dtype."""
+    return load_checked_image(dataset, image_id, int(config.IMAGE_CHANNEL_COUNT))
 
 
 def _checked_masks(dataset, image_id: int, image_shape: tuple[int, ...]):

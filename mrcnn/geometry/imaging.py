@@ -313,19 +313,30 @@ def _paste_mask(target: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> No
 
 
 def mold_image(images: np.ndarray, config) -> np.ndarray:
-    """RGB image(s) -> float32 model input: the config's MEAN_PIXEL subtracted (no scaling).
+    """Image(s) [..., C] of any int/float dtype -> float32 model input: (image - MEAN_PIXEL),
+    divided by PIXEL_STD when the config sets it. The values are taken as stored (16-bit data
+    keeps 0..65535), so MEAN_PIXEL and PIXEL_STD are in the data's own range.
 
-    As Matterport: float32 image minus the float64 mean, then the float32 cast Keras applied to
-    that float64 result (a float32 subtraction differs in the last bit for ~40% of pixels).
+    PIXEL_STD None is Matterport: float32 image minus the float64 mean, then the float32 cast
+    Keras applied to that float64 result (a float32 subtraction differs in the last bit for
+    ~40% of pixels). With PIXEL_STD the division is in float64 too, before the cast.
     """
     difference = np.asarray(images).astype(np.float32) - np.asarray(config.MEAN_PIXEL,
                                                                       dtype=np.float64)
+    std = getattr(config, "PIXEL_STD", None)
+    if std is not None:
+        difference = difference / np.asarray(std, dtype=np.float64)
     return difference.astype(np.float32)
 
 
 def unmold_image(normalized_images: np.ndarray, config) -> np.ndarray:
-    """Inverse of :func:`mold_image`: add MEAN_PIXEL back and return uint8 (clipped to 0..255)."""
-    images = np.asarray(normalized_images, dtype=np.float32) + np.asarray(config.MEAN_PIXEL)
+    """Inverse of :func:`mold_image` for display: PIXEL_STD (if set) and MEAN_PIXEL applied
+    back, returned as uint8 clipped to 0..255."""
+    images = np.asarray(normalized_images, dtype=np.float32)
+    std = getattr(config, "PIXEL_STD", None)
+    if std is not None:
+        images = images * np.asarray(std)
+    images = images + np.asarray(config.MEAN_PIXEL)
     return np.clip(np.round(images), 0, 255).astype(np.uint8)
 
 

@@ -103,7 +103,7 @@ def test_bad_load_mask_gives_clear_error_naming_the_image(config, broken, messag
 def test_bad_image_gives_clear_error_naming_the_image(config):
     dataset = RectanglesDataset([[]])
     dataset.load_image = lambda image_id: np.zeros((48, 80), np.uint8)
-    with pytest.raises(DatasetError, match=r"img0.png.*uint8\[48, 80\], expected uint8\[H, W, 3\]"):
+    with pytest.raises(DatasetError, match=r"img0.png.*uint8\[48, 80\], expected an integer or float array \[H, W, 3\]"):
         load_image_gt(dataset, config, 0)
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from mrcnn.data.errors import DatasetError
+from mrcnn.data.image_io import read_image_size  # noqa: F401  (the loaders import it from here)
 
 logger = logging.getLogger(__name__)
 
@@ -183,16 +182,3 @@ def coco_segmentation_to_mask(segmentation: list | dict, height: int, width: int
     else:
         rle = {"size": [height, width], "counts": segmentation["counts"].encode("ascii")}
     return coco_mask.decode([rle])[:, :, 0].astype(bool)
-
-
-def read_image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) from the image header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (OSError, UnidentifiedImageError) as error:
-        raise DatasetError(f"cannot read image {path}: {error}") from error
-    return int(height), int(width)
-
