@@ -29,7 +29,7 @@ from vision_common.tensorflow_logs import quiet_tensorflow
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 # `evaluate` scores every detection, as the COCO protocol and Matterport's samples/coco/coco.py
 # (InferenceConfig) do: AP integrates precision over recall, so a score cut only loses recall.
 # `--set DETECTION_MIN_CONFIDENCE=...` overrides it.
@@ -328,7 +328,7 @@ def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> 
 
 def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
     from mrcnn import model as modellib
-    from mrcnn.data.image_io import load_rgb_image
+    from mrcnn.data.image_io import load_image_channels
     from mrcnn.visualize import display_instances
 
     paths = _image_paths(args.image)
@@ -339,7 +339,7 @@ def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> No
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for path in paths:
-        image = load_rgb_image(path)
+        image = load_image_channels(path, config.IMAGE_CHANNEL_COUNT)
         result = model.detect([image])[0]
         png = out_dir / f"{path.stem}.png"
         display_instances(image, result["rois"], result["masks"], result["class_ids"], class_names,

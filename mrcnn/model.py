@@ -496,6 +496,9 @@ def _check_image(image: Any, index: int, channels: int) -> np.ndarray:
     """Validate one detect() input and bring it to [H, W, channels] (its dtype kept)."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"detect(): image {index} is a {type(image).__name__}; expected a numpy array")
+    if image.dtype.kind not in "uif":
+        raise TypeError(f"detect(): image {index} has dtype {image.dtype}; expected integer or "
+                        "float values (uint8, uint16, float32, ...)")
     if image.ndim == 2 and channels in (1, 3):
         # Grayscale: Matterport's load_image repeats it to RGB (skimage.color.gray2rgb).
         image = image[:, :, None] if channels == 1 else np.stack([image] * 3, axis=-1)

@@ -52,6 +52,30 @@ def apply_mask(image: np.ndarray, mask: np.ndarray, color: Sequence[float],
     return image
 
 
+def compute_display_rgb(image: np.ndarray, channels: Sequence[int] | None = None) -> np.ndarray:
+    """The three channels of ``image`` [H, W, C] (or [H, W]) that are drawn, as float32
+    [H, W, 3] in 0..255.
+
+    channels: which channel shows as red, green and blue (default: the first three; one
+    channel is grey, two show as (0, 1, 1)). Values in 0..255 (uint8 photos) are drawn as they
+    are, as Matterport does; wider ones (16-bit, float) are stretched linearly from the
+    picked channels' minimum to their maximum.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if channels is None:
+        channels = {1: (0, 0, 0), 2: (0, 1, 1)}.get(image.shape[2], (0, 1, 2))
+    if len(channels) != 3 or not all(0 <= c < image.shape[2] for c in channels):
+        raise ValueError(f"channels must be 3 indices into the image's {image.shape[2]} "
+                         f"channels, got {channels!r}")
+    picked = image[:, :, list(channels)].astype(np.float32)
+    low, high = (float(picked.min()), float(picked.max())) if picked.size else (0.0, 0.0)
+    if low < 0 or high > 255:
+        picked = (picked - low) * (255.0 / (high - low) if high > low else 0.0)
+    return picked
+
+
 def display_images(images: Sequence[np.ndarray], titles: Sequence[str] | None = None,
                    cols: int = 4, cmap=None, norm=None, interpolation=None,
                    ax: Sequence[Axes] | None = None, save_path: SavePath = None) -> Figure:
@@ -74,13 +98,16 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
                       show_mask: bool = True, show_bbox: bool = True,
                       colors: Sequence[tuple] | None = None,
                       captions: Sequence[str] | None = None,
-                      save_path: SavePath = None) -> Figure:
-    """Draw instances on an image: boxes [N, 4], masks bool[H, W, N], class ids [N].
+                      save_path: SavePath = None,
+                      channels: Sequence[int] | None = None) -> Figure:
+    """Draw instances on an image [H, W, C]: boxes [N, 4], masks bool[H, W, N], class ids [N].
 
     scores [N] are added to the labels; captions [N] replace them; colors [N] are RGB in [0, 1].
+    channels: the image channels drawn as red, green, blue (see :func:`compute_display_rgb`).
     """
     boxes = np.asarray(boxes).reshape(-1, 4)
-    masks = np.asarray(masks)
+    # A tiled detect()'s InstanceMasks stays as it is: masks[:, :, i] builds one mask at a time.
+    masks = masks if hasattr(masks, "shape") else np.asarray(masks)
     class_ids = np.asarray(class_ids).reshape(-1)
     count = boxes.shape[0]
     if count == 0:
@@ -96,7 +123,7 @@ def display_instances(image: np.ndarray, boxes: np.ndarray, masks: np.ndarray,
     ax.axis("off")
     ax.set_title(title)
 
-    masked_image = np.asarray(image).astype(np.float32).copy()
+    masked_image = compute_display_rgb(image, channels)
     for i in range(count):
         color = colors[i]
         if not np.any(boxes[i]):
@@ -182,7 +209,7 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray | None = None,
     ax.set_xlim(-margin, image.shape[1] + margin)
     ax.axis("off")
     ax.set_title(title)
-    masked_image = np.asarray(image).astype(np.float32).copy()
+    masked_image = compute_display_rgb(image)
     for i in range(count):
         visibility = visibilities[i] if visibilities is not None else 1
         if visibility == 0:
@@ -233,7 +260,7 @@ def draw_rois(image: np.ndarray, rois: np.ndarray, refined_rois: np.ndarray, mas
     ax.set_ylim(image.shape[0] + 20, -20)
     ax.set_xlim(-50, image.shape[1] + 20)
     ax.axis("off")
-    masked_image = np.asarray(image).astype(np.float32).copy()
+    masked_image = compute_display_rgb(image)
     for index, color in zip(ids, random_colors(len(ids)), strict=True):
         class_id = int(class_ids[index])
         y1, x1, y2, x2 = rois[index][:4]

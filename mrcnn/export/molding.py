@@ -23,7 +23,8 @@ SUPPORTED_RESIZE_MODES = ("square", "pad64", "none")
 
 
 def mold_one_image(image: tf.Tensor, config: Config) -> dict[str, tf.Tensor]:
-    """Resize, pad and normalize one image uint8[H, W, C] as ``detect()`` does.
+    """Resize, pad and normalize one image uint8[H, W, C] as ``detect()`` does (MEAN_PIXEL,
+    then PIXEL_STD when set).
 
     Returns ``molded`` float32[1, Hm, Wm, C], ``image_meta`` float32[1, IMAGE_META_SIZE] and
     ``window`` int32[4] (y1, x1, y2, x2), pixels of the content inside the molded image.
@@ -46,9 +47,13 @@ def mold_one_image(image: tf.Tensor, config: Config) -> dict[str, tf.Tensor]:
         top = left = tf.constant(0)
         padding = [[0, 0], [0, 0], [0, 0]]
     padded = tf.pad(resized, padding)
-    # Matterport: float32 image minus the float64 mean, then cast to float32.
+    # Matterport: float32 image minus the float64 mean, then cast to float32; PIXEL_STD, when
+    # set, divides in float64 before the cast, as mold_image does.
     mean = tf.constant(np.asarray(config.MEAN_PIXEL, dtype=np.float64))
-    molded = tf.cast(tf.cast(padded, tf.float64) - mean, tf.float32)
+    centered = tf.cast(padded, tf.float64) - mean
+    if config.PIXEL_STD is not None:
+        centered = centered / tf.constant(np.asarray(config.PIXEL_STD, dtype=np.float64))
+    molded = tf.cast(centered, tf.float32)
     window = tf.stack([top, left, top + new_h, left + new_w])
     molded_shape = tf.shape(padded)
     meta = tf.concat([

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mrcnn.config import Config
@@ -45,7 +46,8 @@ def export_model(network: keras.Model, config: Config, path: str | os.PathLike,
 
     network: the ``MaskRCNN.keras_model``; mode: the mode the ``MaskRCNN`` was built in.
     Raises ExportError for a training-mode model, an unknown format, or a config the graph
-    cannot mold (IMAGE_RESIZE_MODE "crop"; a custom BACKBONE callable outside square mode).
+    cannot mold (IMAGE_RESIZE_MODE "crop"; a custom BACKBONE callable outside square mode; a
+    MEAN_PIXEL outside 0..255, i.e. a model of 16-bit or float data: the graph takes uint8).
     """
     if mode != "inference":
         raise ExportError(f"this model was built with mode={mode!r}; export needs an inference "
@@ -81,6 +83,11 @@ def check_exportable(config: Config) -> None:
         raise ExportError(f"IMAGE_RESIZE_MODE={mode!r} cannot be exported (a random crop is for "
                           f"training only); expected one of {SUPPORTED_RESIZE_MODES}, e.g. "
                           "--set IMAGE_RESIZE_MODE=pad64")
+    mean = np.ravel(np.asarray(config.MEAN_PIXEL, dtype=np.float64))
+    if mean.min() < 0 or mean.max() > 255:
+        raise ExportError(f"MEAN_PIXEL={mean.tolist()} lies outside 0..255: the model was trained "
+                          "on 16-bit or float images, but the exported graph takes uint8 images; "
+                          "run detect() on such data instead")
     if callable(config.BACKBONE) and mode != "square":
         raise ExportError(f"a custom BACKBONE callable exports only with IMAGE_RESIZE_MODE="
                           f"'square' (its anchors are computed once for IMAGE_SHAPE), got {mode!r}")
