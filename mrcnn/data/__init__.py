@@ -1,7 +1,8 @@
 """Everything between files on disk and the model's input tensors.
 
 - ``dataset``: Matterport's ``Dataset`` API; ``errors``: ``DatasetError``.
-- ``image_io``: image files -> uint8 RGB arrays, upright.
+- ``image_io``: image files -> uint8 RGB arrays, or [H, W, N] stacks as stored (16-bit PNG,
+  TIFF pages, .npy).
 - ``augment``: albumentations / imgaug augmentation that keeps masks and boxes consistent.
 - ``anchor_targets``: RPN training targets per image (numpy).
 - ``pipeline``: the ``tf.data`` input pipeline (``build_dataset``) for training and evaluation;
