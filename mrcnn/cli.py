@@ -140,6 +140,14 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
         if command == "detect":
             sub.add_argument("--image", required=True, help="an image file or a directory")
             sub.add_argument("--out", default="detections", help="output directory for PNG + JSON")
+            sub.add_argument("--tile", type=_positive_int, metavar="PX",
+                             help="detect at full resolution in overlapping PX x PX tiles and "
+                                  "merge them (for images much larger than IMAGE_MAX_DIM)")
+            sub.add_argument("--tile-overlap", type=_overlap, default=0.25, metavar="F",
+                             help="share of a tile its neighbours overlap (default 0.25)")
+            sub.add_argument("--tile-whole-image", action="store_true",
+                             help="with --tile: also detect on the whole image at "
+                                  "IMAGE_MAX_DIM, for objects larger than a tile")
         if command == "export":
             sub.add_argument("--format", default="saved_model", choices=["saved_model", "onnx"],
                              help="saved_model: TF SavedModel (TF Serving), image in, "
@@ -329,6 +337,7 @@ def run_evaluate(spec: SampleSpec, args: argparse.Namespace, config: Config) -> 
 def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> None:
     from mrcnn import model as modellib
     from mrcnn.data.image_io import load_image_channels
+    from mrcnn.modeling.tiling import tile_grid
     from mrcnn.visualize import display_instances
 
     paths = _image_paths(args.image)
@@ -340,7 +349,12 @@ def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> No
     records = []
     for path in paths:
         image = load_image_channels(path, config.IMAGE_CHANNEL_COUNT)
-        result = model.detect([image])[0]
+        if args.tile:
+            result = model.detect([image], verbose=1, tile_size=args.tile,
+                                  tile_overlap=args.tile_overlap,
+                                  tile_whole_image=args.tile_whole_image)[0]
+        else:
+            result = model.detect([image])[0]
         png = out_dir / f"{path.stem}.png"
         display_instances(image, result["rois"], result["masks"], result["class_ids"], class_names,
                           result["scores"], title=path.name, save_path=str(png))
@@ -354,7 +368,9 @@ def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> No
                                      strict=True)
             ],
         })
-        print(f"{path.name}: {len(result['class_ids'])} instances -> {png}")
+        tiles = (f" in {len(tile_grid(*image.shape[:2], args.tile, args.tile_overlap))} tiles "
+                 f"of {args.tile} px" if args.tile else "")
+        print(f"{path.name}: {len(result['class_ids'])} instances{tiles} -> {png}")
     write_json(out_dir / "detections.json", records)
 
 
@@ -379,6 +395,28 @@ def _step_list(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected step numbers like 2000,3000, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    """``--tile 1024`` -> 1024; zero, negatives and words are refused."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {text!r}")
+    return value
+
+
+def _overlap(text: str) -> float:
+    """``--tile-overlap 0.25`` -> 0.25, in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share of a tile in [0, 1), got {text!r}")
+    return value
 
 
 def _checked_classes(dataset, config: Config):

@@ -39,7 +39,9 @@ from mrcnn.engine.weights import (
 from mrcnn.geometry.anchors import anchors_for_image_shape, compute_backbone_shapes
 from mrcnn.geometry.imaging import (
     compose_image_meta,
+    crop_mask,
     mold_image,
+    paste_masks,
     parse_image_meta,
     resize_image,
     unmold_image,
@@ -79,7 +81,8 @@ from mrcnn.modeling.matterport_layers import (
     PyramidROIAlign,
 )
 from mrcnn.modeling.network import MaskRCNNNetwork
-from mrcnn.modeling.postprocess import unmold_detections
+from mrcnn.modeling import tiling
+from mrcnn.modeling.postprocess import unmold_boxes, unmold_detections
 from vision_common.first_conv import adapt_first_kernel
 
 logger = logging.getLogger(__name__)
@@ -431,7 +434,10 @@ class MaskRCNN:
             windows.append(window)
         return molded, metas, windows
 
-    def detect(self, images: Sequence[np.ndarray], verbose: int = 0) -> list[dict[str, np.ndarray]]:
+    def detect(self, images: Sequence[np.ndarray], verbose: int = 0, *,
+               tile_size: int | None = None, tile_overlap: float = 0.25,
+               tile_whole_image: bool = False, tile_merge_threshold: float = 0.5,
+               ) -> list[dict[str, Any]]:
         """Detect instances in any number of images of any sizes.
 
         images: uint8 [H, W, IMAGE_CHANNEL_COUNT] arrays. A grayscale [H, W] image is
@@ -439,12 +445,41 @@ class MaskRCNN:
         IMAGE_CHANNEL_COUNT=1); RGBA loses its alpha channel.
         Returns one dict per image: rois int32[N, (y1, x1, y2, x2)] pixels, class_ids int32[N],
         scores float32[N], masks bool[H, W, N] at the image's original size.
+
+        tile_size: detect at full resolution in overlapping ``tile_size`` squares (neighbours
+        sharing ``tile_overlap`` of a tile) and merge what the tiles saw (instances of one
+        class whose masks overlap by ``tile_merge_threshold`` of the smaller one become one;
+        see :mod:`mrcnn.modeling.tiling`); ``tile_whole_image`` adds a pass over the whole
+        image at IMAGE_MAX_DIM for objects larger than a tile. Then ``masks`` is an
+        :class:`~mrcnn.modeling.tiling.InstanceMasks`: ``masks[:, :, i]`` is bool[H, W] as
+        usual, but only the crops inside each box are held.
         Raises ConfigError when IMAGE_RESIZE_MODE is "crop" (random crops: training only).
         """
         images = [_check_image(image, index, self.config.IMAGE_CHANNEL_COUNT)
                   for index, image in enumerate(images)]
+        if tile_size is not None:
+            tiling.tile_grid(1, 1, tile_size, tile_overlap)  # bad arguments fail before any work
+            if tile_size > self.config.IMAGE_MAX_DIM:
+                logger.warning("tile_size %d > IMAGE_MAX_DIM %d: each tile is shrunk to "
+                               "IMAGE_MAX_DIM; tile_size=%d keeps full resolution", tile_size,
+                               self.config.IMAGE_MAX_DIM, self.config.IMAGE_MAX_DIM)
+            results = [self._detect_tiled(image, tile_size, tile_overlap, tile_whole_image,
+                                          tile_merge_threshold, verbose) for image in images]
+        else:
+            results = []
+            for image, (rois, class_ids, scores, masks) in zip(
+                    images, self._detect_unpasted(images), strict=True):
+                results.append({"rois": rois, "class_ids": class_ids, "scores": scores,
+                                "masks": paste_masks(masks, rois, image.shape)})
+        if verbose:
+            logger.info("detected %s instances in %d images",
+                        [len(r["class_ids"]) for r in results], len(images))
+        return results
+
+    def _detect_unpasted(self, images: Sequence[np.ndarray]) -> list[tuple]:
+        """Per image (rois, class_ids, scores, masks float[N, h, w]): detect() before pasting."""
         molded, metas, windows = self.mold_inputs(images)
-        results: list[dict[str, np.ndarray] | None] = [None] * len(images)
+        results: list[tuple | None] = [None] * len(images)
         # Images that mold to the same shape run together, BATCH_SIZE at a time.
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, image in enumerate(molded):
@@ -460,15 +495,36 @@ class MaskRCNN:
                 )
                 detections, masks = detections.numpy(), masks.numpy()
                 for row, index in enumerate(chunk):
-                    rois, class_ids, scores, full_masks = unmold_detections(
-                        detections[row], masks[row], images[index].shape, shape, windows[index]
-                    )
-                    results[index] = {"rois": rois, "class_ids": class_ids, "scores": scores,
-                                      "masks": full_masks}
-        if verbose:
-            logger.info("detected %s instances in %d images",
-                        [len(r["class_ids"]) for r in results], len(images))
+                    results[index] = unmold_boxes(detections[row], masks[row],
+                                                  images[index].shape, shape, windows[index])
         return results
+
+    def _detect_tiled(self, image: np.ndarray, tile_size: int, overlap: float,
+                      whole_image: bool, merge_threshold: float, verbose: int) -> dict[str, Any]:
+        """detect() of one image in tiles, merged: see :mod:`mrcnn.modeling.tiling`."""
+        tiles = tiling.tile_grid(image.shape[0], image.shape[1], tile_size, overlap)
+        instances: list[tiling.Instance] = []
+        batch = self.config.BATCH_SIZE
+        for start in range(0, len(tiles), batch):
+            if verbose:
+                logger.info("tiles %d-%d of %d", start + 1, min(start + batch, len(tiles)),
+                            len(tiles))
+            chunk = tiles[start:start + batch]
+            crops = [image[y1:y2, x1:x2] for y1, x1, y2, x2 in chunk]
+            for source, (y1, x1, _, _), crop, detected in zip(
+                    range(start, start + batch), chunk, crops, self._detect_unpasted(crops)):
+                instances.extend(_instances(detected, crop.shape, (y1, x1), source))
+        if whole_image:
+            instances.extend(_instances(self._detect_unpasted([image])[0], image.shape, (0, 0),
+                                        source=len(tiles)))
+        merged = tiling.merge_instances(instances, merge_threshold)
+        return {
+            "rois": np.array([i.box for i in merged], dtype=np.int32).reshape(-1, 4),
+            "class_ids": np.array([i.class_id for i in merged], dtype=np.int32),
+            "scores": np.array([i.score for i in merged], dtype=np.float32),
+            "masks": tiling.InstanceMasks(image.shape[0], image.shape[1],
+                                          [i.box for i in merged], [i.mask for i in merged]),
+        }
 
     def export(self, path: str | os.PathLike, format: str = "saved_model") -> Path:
         """Export this inference model with molding, anchors and unmolding inside the graph.
@@ -543,3 +599,17 @@ __all__ = [
     "refine_detections_graph", "resnet_graph", "rpn_bbox_loss_graph", "rpn_class_loss_graph",
     "rpn_graph", "smooth_l1_loss", "trim_zeros_graph", "unmold_image",
 ]
+
+
+def _instances(detected: tuple, shape: Sequence[int], origin: tuple[int, int],
+               source: int) -> list[tiling.Instance]:
+    """One image's unpasted detections as tiling Instances, shifted by ``origin`` (y, x)."""
+    rois, class_ids, scores, masks = detected
+    out = []
+    for roi, class_id, score, mask in zip(rois, class_ids, scores, masks, strict=True):
+        cropped = crop_mask(mask, roi, shape)
+        if cropped is not None:
+            (y1, x1, y2, x2), pasted = cropped
+            box = (y1 + origin[0], x1 + origin[1], y2 + origin[0], x2 + origin[1])
+            out.append(tiling.Instance(box, pasted, int(class_id), float(score), source))
+    return out

@@ -89,7 +89,8 @@ def build_coco_results(dataset, image_ids, rois: np.ndarray, class_ids: np.ndarr
         raise ValueError(f"build_coco_results takes the detections of one image, got "
                          f"{len(ids)} image ids; call it once per image")
     rois, class_ids, scores = np.asarray(rois), np.asarray(class_ids), np.asarray(scores)
-    masks = np.asarray(masks)
+    # A tiled detect()'s InstanceMasks stays as it is: masks[:, :, i] builds one mask at a time.
+    masks = masks if hasattr(masks, "shape") else np.asarray(masks)
     count = len(rois)
     if not (len(class_ids) == len(scores) == count and masks.ndim == 3
             and masks.shape[2] == count):

@@ -302,14 +302,27 @@ def paste_masks(masks: np.ndarray, boxes: np.ndarray, image_shape: Sequence[int]
 
 def _paste_mask(target: np.ndarray, mask: np.ndarray, bbox: Sequence[int]) -> None:
     """Resize ``mask`` to ``bbox``, threshold at 0.5 and write it into bool ``target[H, W]``."""
+    cropped = crop_mask(mask, bbox, target.shape)
+    if cropped is not None:
+        (top, left, bottom, right), pasted = cropped
+        target[top:bottom, left:right] = pasted
+
+
+def crop_mask(mask: np.ndarray, bbox: Sequence[int], image_shape: Sequence[int]
+              ) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """:func:`unmold_mask` without the full-size array: ((y1, x1, y2, x2), bool crop).
+
+    The box is ``bbox`` clipped to the image and the crop is the pasted mask inside it, so
+    ``full[y1:y2, x1:x2] = crop`` gives exactly ``unmold_mask``. None for a box outside the image.
+    """
     y1, x1, y2, x2 = (int(v) for v in bbox[:4])
-    height, width = target.shape
+    height, width = (int(s) for s in image_shape[:2])
     top, left = max(y1, 0), max(x1, 0)
     bottom, right = min(y2, height), min(x2, width)
     if y2 <= y1 or x2 <= x1 or bottom <= top or right <= left:
-        return
+        return None
     pasted = resize(np.asarray(mask), (y2 - y1, x2 - x1)) >= 0.5
-    target[top:bottom, left:right] = pasted[top - y1 : bottom - y1, left - x1 : right - x1]
+    return (top, left, bottom, right), pasted[top - y1 : bottom - y1, left - x1 : right - x1]
 
 
 def mold_image(images: np.ndarray, config) -> np.ndarray:

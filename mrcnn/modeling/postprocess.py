@@ -23,6 +23,19 @@ def unmold_detections(
     Returns boxes int32[M, 4] (pixels, y2/x2 exclusive), class_ids int32[M], scores float32[M],
     masks bool[H, W, M] at the original size.
     """
+    boxes, class_ids, scores, masks = unmold_boxes(detections, mrcnn_mask, original_image_shape,
+                                                   image_shape, window)
+    return boxes, class_ids, scores, paste_masks(masks, boxes, original_image_shape)
+
+
+def unmold_boxes(
+    detections: np.ndarray,
+    mrcnn_mask: np.ndarray,
+    original_image_shape: tuple[int, ...],
+    image_shape: tuple[int, ...],
+    window: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`unmold_detections` before pasting: the masks stay the head's float[M, h, w]."""
     zero_rows = np.where(detections[:, 4] == 0)[0]
     count = zero_rows[0] if zero_rows.shape[0] > 0 else detections.shape[0]
     boxes = detections[:count, :4]
@@ -39,4 +52,4 @@ def unmold_detections(
     keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
     boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
 
-    return boxes, class_ids, scores, paste_masks(masks, boxes, original_image_shape)
+    return boxes, class_ids, scores, masks
