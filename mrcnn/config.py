@@ -133,6 +133,7 @@ class Config:
 
     # Input image resizing: "none", "square" (pad to IMAGE_MAX_DIM x IMAGE_MAX_DIM), "pad64"
     # (pad width and height to multiples of 64), "crop" (random IMAGE_MIN_DIM crops; training only).
+    # "none" and "pad64" train with batches grouped by aspect ratio, padded per batch.
     IMAGE_RESIZE_MODE = "square"
     IMAGE_MIN_DIM = 800
     IMAGE_MAX_DIM = 1024
