@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
+from localization.images import ARRAY_SUFFIX, read_image_size
 from vision_common.id_columns import read_id_column
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ BAD_ROW_ACTIONS = ("skip", "error")
 # Subfolders searched (after the dataset folder itself) for an annotated filename
 # (``JPEGImages/`` is PASCAL VOC's own layout).
 IMAGE_SUBDIRS = ("images", "JPEGImages")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ARRAY_SUFFIX)
 TOLERANCE = 1e-6
 
 
@@ -190,9 +191,8 @@ def _read_rows(csv_path: Path, problems: list[RowProblem]) -> list[AnnotationRow
 
 def _image_size(path: Path) -> tuple[int, int] | None:
     try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, UnidentifiedImageError):
+        return read_image_size(path)
+    except (OSError, ValueError, UnidentifiedImageError):
         return None
 
 

@@ -17,19 +17,23 @@ logger = logging.getLogger(__name__)
 
 
 class BoxAugmenter:
-    """Random flip, brightness/contrast, motion blur, HSV shift and small affine.
+    """Random flip, brightness/contrast, motion blur, HSV shift (RGB only) and small affine.
 
-    Call with ``(image uint8 [H, W, 3], box float [4] normalized xyxy)``; returns the same types.
+    Call with ``(image uint8 [H, W, channels], box float [4] normalized xyxy)``; returns the same
+    types. Hue and saturation mean nothing for other channel counts, so only RGB gets the HSV
+    shift; every other op treats all channels alike.
     """
 
-    def __init__(self, seed: int | None = None, flip: float = 0.5, affine: float = 0.2):
+    def __init__(self, seed: int | None = None, flip: float = 0.5, affine: float = 0.2,
+                 channels: int = 3):
+        colour = [A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=15,
+                                       val_shift_limit=10, p=0.3)] if channels == 3 else []
         self.transform = A.Compose(
             [
                 A.HorizontalFlip(p=flip),
                 A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.3),
                 A.MotionBlur(blur_limit=3, p=0.4),
-                A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=15,
-                                     val_shift_limit=10, p=0.3),
+                *colour,
                 A.Affine(scale=(0.95, 1.05), translate_percent=(-0.05, 0.05), p=affine),
             ],
             bbox_params=A.BboxParams(format="albumentations", label_fields=["labels"],

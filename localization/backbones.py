@@ -1,12 +1,20 @@
 """Feature extractors for the localizer: a small CNN and ``keras.applications`` nets.
 
-Each ``build_*`` function takes a standardized image tensor ``[B, H, W, 3]`` and returns a list
-of feature maps ``[B, h_i, w_i, C_i]``, ordered from the finest to the coarsest stride.
+Each ``build_*`` function takes a standardized image tensor ``[B, H, W, C]`` (any channel count
+C) and returns a list of feature maps ``[B, h_i, w_i, C_i]``, ordered from the finest to the
+coarsest stride. Pretrained RGB weights reach a C-channel application backbone through
+:func:`vision_common.first_conv.adapt_first_kernel` (the one helper the U-Net uses too).
 """
 
 from __future__ import annotations
 
+import logging
+
 import keras
+
+from vision_common.first_conv import copy_weights_adapting_first_conv
+
+logger = logging.getLogger(__name__)
 
 BACKBONES = ("small_cnn", "resnet50", "mobilenetv2")
 
@@ -19,6 +27,8 @@ APPLICATION_CONSTRUCTORS = {
     "resnet50": keras.applications.ResNet50,
     "mobilenetv2": keras.applications.MobileNetV2,
 }
+# The convolution that sees the input channels.
+APPLICATION_FIRST_CONV = {"resnet50": "conv1_conv", "mobilenetv2": "Conv1"}
 
 
 def build_small_cnn_features(images, filters: tuple[int, ...] = (32, 64, 128, 256)) -> list:
@@ -47,16 +57,26 @@ def build_application_features(images, name: str, weights: str | None) -> list:
     """Stride 8/16/32 feature maps of a ``keras.applications`` model (``resnet50``, ``mobilenetv2``).
 
     Args:
-        images: standardized ``[B, H, W, 3]`` tensor with static H, W (>= 32).
-        weights: ``"imagenet"`` (downloads once into ``~/.keras``), ``None`` or a weights file.
+        images: standardized ``[B, H, W, C]`` tensor with static H, W (>= 32), any C.
+        weights: ``"imagenet"`` (downloads once into ``~/.keras``), ``None`` or a weights file
+            of the 3-channel application. For C != 3 they load into an RGB build whose weights
+            are then copied, the first conv adapted: C=1 sums the RGB kernels, C=2 gives that sum
+            to channel 0 and zeros to channel 1, C>3 keeps RGB and starts the extra channels at
+            zero (the backbone answers as the RGB one whatever they hold).
     """
     if name not in APPLICATION_STAGES:
         raise ValueError(f"unknown application backbone {name!r}; expected one of "
                          f"{sorted(APPLICATION_STAGES)}")
     input_shape = tuple(images.shape[1:])
-    application = APPLICATION_CONSTRUCTORS[name](
-        include_top=False, weights=weights, input_shape=input_shape
-    )
+    constructor = APPLICATION_CONSTRUCTORS[name]
+    channels = input_shape[-1]
+    if weights is None or channels == 3:
+        application = constructor(include_top=False, weights=weights, input_shape=input_shape)
+    else:
+        rgb = constructor(include_top=False, weights=weights, input_shape=(*input_shape[:2], 3))
+        application = constructor(include_top=False, weights=None, input_shape=input_shape)
+        copy_weights_adapting_first_conv(rgb, application, APPLICATION_FIRST_CONV[name])
+        logger.info("%s: conv1 adapted from 3 to %d channels", name, channels)
     outputs = [application.get_layer(stage).output for stage in APPLICATION_STAGES[name]]
     extractor = keras.Model(application.inputs, outputs, name=f"backbone_{name}")
     return list(extractor(images))

@@ -107,7 +107,7 @@ def command_train(args) -> int:
         samples_to_arrays,
         stratified_split,
     )
-    from localization.model import build_localizer, get_input_size
+    from localization.model import build_localizer, get_input_channels, get_input_size
     from localization.training import (
         build_callbacks,
         compile_localizer,
@@ -123,8 +123,8 @@ def command_train(args) -> int:
     if not val_samples:
         raise ValueError("the split left no validation images; add images or raise VAL_FRACTION")
     size = (config.INPUT_SIZE, config.INPUT_SIZE)
-    train_arrays = samples_to_arrays(train_samples, size)
-    val_arrays = samples_to_arrays(val_samples, size)
+    train_arrays = samples_to_arrays(train_samples, size, config.CHANNELS)
+    val_arrays = samples_to_arrays(val_samples, size, config.CHANNELS)
     mean, std = compute_channel_stats(train_arrays[0])
     class_names = table.class_names
     if args.weights in ("none", "imagenet"):
@@ -137,11 +137,15 @@ def command_train(args) -> int:
             raise ValueError(f"the model predicts {saved_names} but the CSV has {class_names}")
         if get_input_size(model) != size:
             raise ValueError(f"the model expects {get_input_size(model)} px, INPUT_SIZE is {size}")
+        if get_input_channels(model) != config.CHANNELS:
+            raise ValueError(f"the model expects {get_input_channels(model)} channels, CHANNELS "
+                             f"is {config.CHANNELS}")
     compile_localizer(model, alpha=config.ALPHA, box_loss=config.BOX_LOSS,
                       class_weights=config.CLASS_WEIGHTS, backbone_lr=config.BACKBONE_LR,
                       class_head_lr=config.CLASS_HEAD_LR, box_head_lr=config.BOX_HEAD_LR,
                       weight_decay=config.WEIGHT_DECAY, jit_compile=config.JIT_COMPILE)
-    augmenter = BoxAugmenter(seed=config.SEED) if config.AUGMENT else None
+    augmenter = BoxAugmenter(seed=config.SEED, channels=config.CHANNELS) if config.AUGMENT \
+        else None
     repeat = args.steps_per_epoch is not None
     train_data = build_dataset(*train_arrays, config.BATCH_SIZE, augment=augmenter, shuffle=True,
                                repeat=repeat, seed=config.SEED)
@@ -243,7 +247,9 @@ def command_evaluate(args) -> int:
 def command_predict(args) -> int:
     import cv2
 
+    from localization.images import load_image_channels, to_display_rgb
     from localization.inference import list_images, predict_images
+    from localization.model import get_input_channels
     from localization.training import load_localizer
     from localization.visualize import draw_localization
 
@@ -257,7 +263,7 @@ def command_predict(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for prediction in predict_images(model, paths):
-        image = cv2.imread(str(prediction.path), cv2.IMREAD_COLOR)[..., ::-1]
+        image = to_display_rgb(load_image_channels(prediction.path, get_input_channels(model)))
         label = f"{class_names[prediction.class_index]} {prediction.score:.2f}"
         sample = truth.get(prediction.path.resolve())
         gt_box = gt_label = None

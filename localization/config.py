@@ -18,6 +18,10 @@ class LocalizerConfig:
     USE_FPN: bool = False
     # Square model input side in pixels; every image is resized to it.
     INPUT_SIZE: int = 256
+    # Input channels (the U-Net's name): 3 = RGB (any file converted as before); 1 grey, 4
+    # RGB+NIR / RGB-D / RGBA, any N >= 1: each file must have N bands (.npy for 2 or > 4).
+    # With --weights imagenet, conv1 is adapted from the RGB weights (extra channels start at 0).
+    CHANNELS: int = 3
     # Widths of the small CNN's conv blocks (each block divides the resolution by 4).
     SMALL_CNN_FILTERS: tuple = (32, 64, 128, 256)
     # FPN channel width.
@@ -103,6 +107,7 @@ class LocalizerConfig:
         rules = {
             "BACKBONE": (lambda v: v in BACKBONES, f"one of {list(BACKBONES)}"),
             "INPUT_SIZE": (lambda v: count(v, 8), "an integer >= 8"),
+            "CHANNELS": (lambda v: count(v, 1), "an integer >= 1"),
             "SMALL_CNN_FILTERS": (lambda v: counts(v) and len(v) > 0, "a tuple of integers >= 1"),
             "FPN_FILTERS": (lambda v: count(v, 1), "an integer >= 1"),
             "FEATURE_DROPOUT": (lambda v: fraction(v) and v < 1, "a number in [0, 1)"),
@@ -143,7 +148,7 @@ class LocalizerConfig:
         """Arguments of ``build_localizer`` taken from this config."""
         return {
             "backbone": self.BACKBONE,
-            "input_shape": (self.INPUT_SIZE, self.INPUT_SIZE, 3),
+            "input_shape": (self.INPUT_SIZE, self.INPUT_SIZE, self.CHANNELS),
             "use_fpn": self.USE_FPN,
             "fpn_filters": self.FPN_FILTERS,
             "small_cnn_filters": tuple(self.SMALL_CNN_FILTERS),

@@ -1,7 +1,8 @@
 """Images and targets for training: loading, resizing, channel statistics, split, tf.data.
 
-Images are RGB uint8 ``[H, W, 3]`` resized (cv2 INTER_AREA) to the model input; boxes stay
-normalized xyxy, so resizing does not change them. Statistics are on the 0-255 scale.
+Images are uint8 ``[H, W, C]`` (C: the model's channels, 3 = RGB; read by
+:mod:`localization.images`) resized (cv2 INTER_AREA) to the model input; boxes stay normalized
+xyxy, so resizing does not change them. Statistics are per channel on the 0-255 scale.
 """
 
 from __future__ import annotations
@@ -14,58 +15,62 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from localization.annotations import LocalizationSample
+from localization.images import load_image_channels
 
 logger = logging.getLogger(__name__)
 
 
 def load_image_rgb(path: str | Path) -> np.ndarray:
     """Read any PIL-readable file (grayscale, RGBA, palette) as RGB uint8 ``[H, W, 3]``."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return load_image_channels(path, 3)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize ``[H, W, 3]`` to ``size = (height, width)``."""
+    """Resize ``[H, W, C]`` to ``size = (height, width)`` (C kept, 1 included)."""
     height, width = size
     if image.shape[:2] == (height, width):
         return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return resized.reshape(height, width, image.shape[-1])
 
 
-def load_resized_images(paths: Sequence[str | Path], size: tuple[int, int]) -> np.ndarray:
-    """Load and resize images; returns uint8 ``[N, height, width, 3]`` (repeated paths read once)."""
+def load_resized_images(paths: Sequence[str | Path], size: tuple[int, int],
+                        channels: int = 3) -> np.ndarray:
+    """Load and resize images; returns uint8 ``[N, height, width, channels]`` (repeated paths read
+    once). Raises ImageChannelError for a file with another channel count."""
     cache: dict[Path, np.ndarray] = {}
-    images = np.empty((len(paths), size[0], size[1], 3), dtype=np.uint8)
+    images = np.empty((len(paths), size[0], size[1], channels), dtype=np.uint8)
     for index, path in enumerate(paths):
         path = Path(path)
         if path not in cache:
-            cache[path] = resize_image(load_image_rgb(path), size)
+            cache[path] = resize_image(load_image_channels(path, channels), size)
         images[index] = cache[path]
     return images
 
 
-def samples_to_arrays(samples: Sequence[LocalizationSample], size: tuple[int, int]):
-    """``(images uint8 [N, h, w, 3], boxes float32 [N, 4] normalized, classes int32 [N])``."""
-    images = load_resized_images([sample.path for sample in samples], size)
+def samples_to_arrays(samples: Sequence[LocalizationSample], size: tuple[int, int],
+                      channels: int = 3):
+    """``(images uint8 [N, h, w, channels], boxes float32 [N, 4] normalized, classes int32 [N])``."""
+    images = load_resized_images([sample.path for sample in samples], size, channels)
     boxes = np.array([sample.box for sample in samples], dtype=np.float32).reshape(-1, 4)
     classes = np.array([sample.class_index for sample in samples], dtype=np.int32)
     return images, boxes, classes
 
 
 def compute_channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std over all pixels of ``[N, H, W, 3]`` images (0-255 scale).
+    """Per-channel mean and std over all pixels of ``[N, H, W, C]`` images (0-255 scale).
 
     Pixel-weighted over the whole set (the mean of per-image stds would underestimate it).
     """
-    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
-        raise ValueError(f"expected a non-empty [N, H, W, 3] array, got shape {images.shape}")
-    total = np.zeros(3)
-    total_sq = np.zeros(3)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"expected a non-empty [N, H, W, C] array, got shape {images.shape}")
+    channels = images.shape[-1]
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
     for image in images:
-        pixels = image.reshape(-1, 3).astype(np.float64)
+        pixels = image.reshape(-1, channels).astype(np.float64)
         total += pixels.sum(axis=0)
         total_sq += np.square(pixels).sum(axis=0)
     count = images.shape[0] * images.shape[1] * images.shape[2]
@@ -118,7 +123,7 @@ def build_dataset(
     repeat: bool = False,
     seed: int | None = None,
 ) -> tf.data.Dataset:
-    """tf.data pipeline of ``(image float32 [B, h, w, 3] 0-255, {"box": [B, 4], "class": [B]})``.
+    """tf.data pipeline of ``(image float32 [B, h, w, C] 0-255, {"box": [B, 4], "class": [B]})``.
 
     Args:
         images, boxes, classes: arrays from :func:`samples_to_arrays`.
@@ -128,7 +133,7 @@ def build_dataset(
     if not len(images) == len(boxes) == len(classes):
         raise ValueError(f"got {len(images)} images, {len(boxes)} boxes, {len(classes)} classes; "
                          "expected one box and one class per image")
-    height, width = images.shape[1:3]
+    height, width, channels = images.shape[1:4]
     dataset = tf.data.Dataset.from_tensor_slices((images, boxes.astype(np.float32),
                                                   classes.astype(np.int32)))
     if shuffle:
@@ -142,7 +147,7 @@ def build_dataset(
 
         def apply(image, box, label):
             image, box = tf.numpy_function(augment_pair, [image, box], (tf.uint8, tf.float32))
-            image.set_shape((height, width, 3))
+            image.set_shape((height, width, channels))
             box.set_shape((4,))
             return image, box, label
 

@@ -1,7 +1,7 @@
 """Export a localizer to SavedModel, LiteRT (``.tflite``) or ONNX, with pre/post-processing inside.
 
-Every exported model takes one RGB image ``uint8 [H, W, 3]`` and returns what
-:func:`localization.inference.predict_images` returns for it:
+Every exported model takes one image ``uint8 [H, W, C]`` (C: the model's channels, 3 = RGB) and
+returns what :func:`localization.inference.predict_images` returns for it:
 
     ``box``:            float32 ``[4]`` ``(xmin, ymin, xmax, ymax)`` in pixels of the input;
     ``box_normalized``: float32 ``[4]`` the same box divided by ``(W, H, W, H)``;
@@ -15,8 +15,10 @@ one graph runs in all three runtimes (:mod:`vision_common.opencv_resize`, the U-
 too).
 
 - SavedModel: ``serving_default`` takes ``image`` of any size; ``serving_bytes`` takes
-  ``image_bytes`` (an encoded JPEG/PNG). Bad input (not 3-D, not 3 channels, an empty side)
-  fails at the signature with a message naming the expected input.
+  ``image_bytes`` (an encoded JPEG/PNG, decoded to C channels). Bad input (not 3-D, not C
+  channels, an empty side) fails at the signature with a message naming the expected input.
+  JPEG/PNG hold 1, 3 or 4 channels, so other channel counts are refused here (ValueError);
+  LiteRT and ONNX take them.
 - LiteRT: a fixed input size (``size``; default the model input), builtin ops only;
   ``quantize=True`` stores the weights as int8 (dynamic-range quantization).
 - ONNX: tf2onnx from the same function, any input size; run it with onnxruntime.
@@ -31,7 +33,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from localization.model import get_input_size
+from localization.model import get_input_channels, get_input_size
 from vision_common.export_writers import (
     DEFAULT_OPSET,
     EXPORT_FORMATS,
@@ -48,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["EXPORT_FORMATS", "build_serving_function", "export_localizer", "resize_area"]
 
+# Channel counts tf.io.decode_image gives (grey, RGB, RGBA): what serving_bytes can serve.
+DECODABLE_CHANNELS = (1, 3, 4)
+
 
 def resize_area(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """``cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)`` of a uint8 image.
@@ -60,19 +65,20 @@ def resize_area(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
 
 def build_serving_function(model: keras.Model, class_names: Sequence[str] | None = None,
                            checks: bool = True):
-    """``image uint8 [H, W, 3] -> {"box", "box_normalized", "class_id", "score", ...}``.
+    """``image uint8 [H, W, C] -> {"box", "box_normalized", "class_id", "score", ...}``.
 
     ``class_names`` adds the ``class_name`` output. ``checks`` adds ``tf.debugging`` asserts on
     the image's rank, channels and size (not LiteRT builtins; LiteRT and ONNX leave them out).
     """
     in_h, in_w = get_input_size(model)
+    channels = get_input_channels(model)
 
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         if checks:
-            image = check_image(image, 3)
+            image = check_image(image, channels)
         size = tf.cast(tf.shape(image)[:2], tf.float32)
         pixels = resize_area(tf.cast(image, tf.float32), in_h, in_w)
-        outputs = model(tf.ensure_shape(pixels, (in_h, in_w, 3))[None], training=False)
+        outputs = model(tf.ensure_shape(pixels, (in_h, in_w, channels))[None], training=False)
         box = tf.cast(outputs["box"][0], tf.float32)
         class_scores = tf.nn.softmax(tf.cast(outputs["class"][0], tf.float32))
         class_id = tf.argmax(class_scores, output_type=tf.int32)
@@ -132,14 +138,20 @@ def export_localizer(
     predicted = model.output["class"].shape[-1]
     if class_names is not None and len(class_names) != predicted:
         raise ValueError(f"got {len(class_names)} class names but the model predicts {predicted}")
+    channels = get_input_channels(model)
+    if format == "saved_model" and channels not in DECODABLE_CHANNELS:
+        raise ValueError(f"a SavedModel's serving_bytes decodes JPEG/PNG, which hold 1, 3 or 4 "
+                         f"channels; this model reads {channels}: export format 'tflite' or "
+                         "'onnx' (they take uint8 [H, W, C] arrays)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if format == "saved_model":
-        save_saved_model(model, build_serving_function(model, class_names), 3, path)
+        save_saved_model(model, build_serving_function(model, class_names), channels, path)
     elif format == "tflite":
-        save_tflite(model, build_serving_function(model, checks=False), 3,
+        save_tflite(model, build_serving_function(model, checks=False), channels,
                     size or get_input_size(model), path, quantize)
     else:
-        _save_onnx(build_serving_function(model, checks=False), image_spec(3), path, opset)
+        _save_onnx(build_serving_function(model, checks=False), image_spec(channels), path,
+                   opset)
     logger.info("exported %s to %s", format, path)
     return path

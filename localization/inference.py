@@ -1,7 +1,8 @@
 """Predict boxes and classes for image files, and write the submission CSV.
 
 Predicted boxes come out of the model normalized; here they are mapped back to each image's
-original pixel size (``xyxy`` in pixels of the file as stored on disk).
+original pixel size (``xyxy`` in pixels of the file as stored on disk). Files are read with the
+model's channel count (:mod:`localization.images`); another count raises ImageChannelError.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import numpy as np
 
 from localization.annotations import IMAGE_SUFFIXES
 from localization.boxes import denormalize_boxes
-from localization.data import load_image_rgb, resize_image
-from localization.model import get_input_size
+from localization.data import resize_image
+from localization.images import load_image_channels
+from localization.model import get_input_channels, get_input_size
 
 SUBMISSION_COLUMNS = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 
@@ -51,10 +53,11 @@ def predict_images(model: keras.Model, paths: Sequence[str | Path],
                    batch_size: int = 16) -> list[Prediction]:
     """Run the localizer on image files of any size (each resized to the model input)."""
     size = get_input_size(model)
+    channels = get_input_channels(model)
     predictions = []
     for start in range(0, len(paths), batch_size):
         chunk = [Path(p) for p in paths[start:start + batch_size]]
-        originals = [load_image_rgb(p) for p in chunk]
+        originals = [load_image_channels(p, channels) for p in chunk]
         batch = np.stack([resize_image(image, size) for image in originals]).astype("float32")
         outputs = model.predict_on_batch(batch)
         logits = np.asarray(outputs["class"], dtype=np.float64)

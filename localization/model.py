@@ -1,8 +1,11 @@
 """``build_localizer``: one box and one class per image, as a serializable Keras model.
 
-Input: RGB images ``[B, H, W, 3]``, float pixel values in ``[0, 255]`` already resized to
-``input_shape``. The per-channel mean/std of the training set live inside the model (a
-``Normalization`` layer), so a saved ``.keras`` file needs no separate preprocessing state.
+Input: images ``[B, H, W, C]`` (C = ``input_shape[-1]``: 3 for RGB, or 1 grey, 4 RGB+NIR / RGB-D,
+any count), float pixel values in ``[0, 255]`` already resized to ``input_shape``. The per-channel
+mean/std of the training set live inside the model (a ``Normalization`` layer), so a saved
+``.keras`` file needs no separate preprocessing state. Every backbone, pretrained or not, reads
+these standardized channels (not its ``keras.applications`` ``preprocess_input``), and an extra
+channel is standardized by its own statistics like the RGB ones: at its mean it reads 0.
 Outputs (a dict):
     ``"box"``:   ``[B, 4]`` normalized ``(xmin, ymin, xmax, ymax)`` in ``[0, 1]`` with
                  ``xmin <= xmax`` and ``ymin <= ymax``.
@@ -93,8 +96,8 @@ def build_localizer(
     box_head_units: Sequence[int] = (1024, 512, 256, 128),
     box_head_dropout: Sequence[float] = (0.5, 0.0, 0.0, 0.0),
     head_batchnorm_layers: int = 2,
-    mean: Sequence[float] = (127.5, 127.5, 127.5),
-    std: Sequence[float] = (127.5, 127.5, 127.5),
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
     name: str = "localizer",
 ) -> keras.Model:
     """Build the localizer (defaults: the small CNN and the dense heads below).
@@ -103,10 +106,14 @@ def build_localizer(
         backbone: ``"small_cnn"`` (conv blocks trained from scratch), ``"resnet50"`` or
             ``"mobilenetv2"``.
         num_classes: number of classes (>= 2); the class head outputs logits.
-        input_shape: ``(height, width, 3)``; ``keras.applications`` backbones need >= 32 px.
-        backbone_weights: for application backbones, ``"imagenet"``, ``None`` or a weights path.
+        input_shape: ``(height, width, channels)``, channels >= 1 (3: RGB);
+            ``keras.applications`` backbones need >= 32 px.
+        backbone_weights: for application backbones, ``"imagenet"``, ``None`` or a weights path
+            (of the RGB application: other channel counts get conv1 adapted, see
+            :func:`localization.backbones.build_application_features`).
         use_fpn: pool an FPN neck over the last three feature maps instead of the last map only.
-        mean, std: per-channel statistics of the training images (0-255 scale), stored in the model.
+        mean, std: one statistic per channel of the training images (0-255 scale), stored in the
+            model; default 127.5 for every channel.
         class_head_units / box_head_units and their ``*_dropout``: widths and dropout rates of the
             two dense heads; the first ``head_batchnorm_layers`` layers of each head use BatchNorm.
     Returns:
@@ -116,12 +123,17 @@ def build_localizer(
         raise ValueError(f"unknown backbone {backbone!r}; expected one of {list(BACKBONES)}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    if len(input_shape) != 3 or input_shape[2] != 3:
-        raise ValueError(f"input_shape must be (height, width, 3), got {tuple(input_shape)}")
+    if len(input_shape) != 3 or input_shape[2] is None or input_shape[2] < 1:
+        raise ValueError(f"input_shape must be (height, width, channels) with channels >= 1, "
+                         f"got {tuple(input_shape)}")
     if backbone in APPLICATION_STAGES and min(input_shape[:2]) < 32:
         raise ValueError(f"{backbone} needs inputs of at least 32x32 px, got {input_shape[:2]}")
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise ValueError(f"mean and std need 3 values with std > 0, got mean={mean}, std={std}")
+    channels = int(input_shape[2])
+    mean = (127.5,) * channels if mean is None else mean
+    std = (127.5,) * channels if std is None else std
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise ValueError(f"mean and std need {channels} values (one per channel) with std > 0, "
+                         f"got mean={mean}, std={std}")
 
     images = keras.Input(shape=tuple(input_shape), name="image")
     variance = [float(value) ** 2 for value in std]
@@ -154,3 +166,8 @@ def get_input_size(model: keras.Model) -> tuple[int, int]:
     """``(height, width)`` the model expects."""
     height, width = model.inputs[0].shape[1:3]
     return int(height), int(width)
+
+
+def get_input_channels(model: keras.Model) -> int:
+    """The channel count the model expects (3: RGB)."""
+    return int(model.inputs[0].shape[-1])

@@ -2,7 +2,10 @@
 
 Each image has a noisy gray background and one object: class ``square`` is a filled red
 rectangle, class ``disk`` a filled blue ellipse, inside a random box. The CSV is written in the
-face-mask layout ``filename,xmin,ymin,xmax,ymax,class`` with pixel coordinates.
+face-mask layout ``filename,xmin,ymin,xmax,ymax,class`` with pixel coordinates. Other channel
+counts than RGB: grey for 1 channel; beyond the colour (or grey) bands, extra bands where the
+object's box reads bright on a dark background (like near infrared); saved as ``.npy`` unless
+the image is grey or RGB (PNG).
 """
 
 from __future__ import annotations
@@ -35,12 +38,25 @@ def draw_synthetic_sample(rng: np.random.Generator, width: int, height: int,
     return image, (xmin, ymin, xmax, ymax), class_name
 
 
+def to_band_count(rng: np.random.Generator, image: np.ndarray, box: tuple[int, int, int, int],
+                  channels: int) -> np.ndarray:
+    """A synthetic RGB ``image`` as ``[H, W, channels]`` uint8 (rules in the module docstring)."""
+    if channels == 3:
+        return image
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
+    first = grey if channels < 3 else image
+    extra = rng.normal(60, 10, size=(*image.shape[:2], channels - first.shape[-1]))
+    xmin, ymin, xmax, ymax = box
+    extra[ymin:ymax, xmin:xmax] += 140
+    return np.concatenate([first, extra.clip(0, 255).astype(np.uint8)], axis=-1)
+
+
 def write_synthetic_dataset(root: str | Path, count: int = 64, size: tuple[int, int] = (64, 64),
                             seed: int = 0, csv_name: str = "train.csv",
-                            header: bool = True) -> Path:
-    """Write ``count`` PNGs under ``root/images`` and ``root/csv_name``; returns the CSV path.
+                            header: bool = True, channels: int = 3) -> Path:
+    """Write ``count`` images under ``root/images`` and ``root/csv_name``; returns the CSV path.
 
-    ``size`` is ``(width, height)`` of every image.
+    ``size`` is ``(width, height)`` of every image; ``channels`` their band count.
     """
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -52,7 +68,12 @@ def write_synthetic_dataset(root: str | Path, count: int = 64, size: tuple[int, 
             writer.writerow(["filename", "xmin", "ymin", "xmax", "ymax", "class"])
         for index in range(count):
             image, box, class_name = draw_synthetic_sample(rng, *size)
-            filename = f"sample_{index:04d}.png"
-            cv2.imwrite(str(root / "images" / filename), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            image = to_band_count(rng, image, box, channels)
+            if channels in (1, 3):
+                filename = f"sample_{index:04d}.png"
+                cv2.imwrite(str(root / "images" / filename), np.ascontiguousarray(image[..., ::-1]))
+            else:
+                filename = f"sample_{index:04d}.npy"
+                np.save(root / "images" / filename, image)
             writer.writerow([filename, *box, class_name])
     return csv_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["adapt_first_kernel"]
+__all__ = ["adapt_first_kernel", "copy_weights_adapting_first_conv"]
 
 
 def adapt_first_kernel(kernel: np.ndarray, channels: int, *, reverse_rgb: bool = False) -> np.ndarray:
@@ -34,3 +34,23 @@ def adapt_first_kernel(kernel: np.ndarray, channels: int, *, reverse_rgb: bool =
     extra = np.zeros(kernel.shape[:2] + (channels - first.shape[2],) + kernel.shape[3:],
                      kernel.dtype)
     return np.concatenate([first, extra], axis=2)
+
+
+def copy_weights_adapting_first_conv(source, target, first_conv: str, *,
+                                     reverse_rgb: bool = False) -> None:
+    """Copies a 3-channel Keras model's weights into ``target``, the same architecture built for
+    another input channel count; ``first_conv``'s kernel goes through :func:`adapt_first_kernel`.
+
+    Weighted layers are matched by position (auto-generated names differ between two builds).
+    """
+    channels = int(target.input_shape[-1])
+    source_layers = [layer for layer in source.layers if layer.weights]
+    target_layers = [layer for layer in target.layers if layer.weights]
+    if len(source_layers) != len(target_layers):
+        raise ValueError(f"{source.name} has {len(source_layers)} weighted layers but "
+                         f"{target.name} has {len(target_layers)}; expected the same architecture")
+    for source_layer, layer in zip(source_layers, target_layers, strict=True):
+        values = source_layer.get_weights()
+        if layer.name == first_conv:
+            values[0] = adapt_first_kernel(values[0], channels, reverse_rgb=reverse_rgb)
+        layer.set_weights(values)
