@@ -26,8 +26,13 @@ ServingFunction = Callable[[tf.Tensor], dict[str, tf.Tensor]]
 
 def check_export_options(format: str, size: tuple[int, int] | None, quantize: bool,
                          opset: int) -> None:
-    """Raise ValueError for an unknown ``format``, LiteRT-only options elsewhere, or an opset
-    below 13."""
+    """Raise ValueError for a Keras backend other than TensorFlow (the serving functions are
+    ``tf.function`` graphs calling the model), an unknown ``format``, LiteRT-only options
+    elsewhere, or an opset below 13."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(f"{format} export needs the TensorFlow backend; Keras runs on {backend!r}"
+                         " (rerun with KERAS_BACKEND=tensorflow)")
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {list(EXPORT_FORMATS)}; got {format!r}")
     if (size is not None or quantize) and format != "tflite":
