@@ -7,8 +7,9 @@ The same training step as ``maskrcnn_vs_torchvision.py``'s ``ours_train_r50_<siz
 RSS after importing TensorFlow, after building the network, after the optimizer's slots, after
 the first step (the trace) and the peak (VmHWM) over the timed steps. Variants change one
 suspect at a time: the tf.data pipeline one sample at a time (no parallel map, no prefetch),
-TRAIN_ROIS_PER_IMAGE 32 instead of 200 (the heads' activations), and the heads preset (no
-backbone gradients or momentum).
+TRAIN_ROIS_PER_IMAGE 32 instead of 200 (the heads' activations), the heads preset (no
+backbone gradients or momentum), glibc limited to 2 malloc arenas, oneDNN off, and grappler's
+graph rewrites off. ``--only NAME ...`` runs some of them.
 Writes ``benchmarks/results/maskrcnn_train_memory.json`` and prints a table.
 """
 
@@ -31,6 +32,9 @@ VARIANTS = {
     "pipeline: one sample at a time": {"serial_pipeline": True},
     "TRAIN_ROIS_PER_IMAGE=32 (of 200)": {"fields": {"TRAIN_ROIS_PER_IMAGE": 32}},
     "heads only (backbone frozen)": {"layers": "heads"},
+    "MALLOC_ARENA_MAX=2 (glibc arenas)": {"env": {"MALLOC_ARENA_MAX": "2"}},
+    "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
+    "grappler off (no graph rewrites)": {"grappler_off": True},
 }
 
 
@@ -49,11 +53,13 @@ def run_variant(name: str, size: int, batch: int, steps: int, threads: int) -> d
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+    variant = VARIANTS[name]
+    if variant.get("grappler_off"):
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     import mrcnn.model as modellib
     from mrcnn.data.pipeline import build_dataset
 
     phases["import TensorFlow + mrcnn"] = _status_mib("VmRSS")
-    variant = VARIANTS[name]
     config = _our_config(size, "resnet50", TRAIN_CLASSES, IMAGES_PER_GPU=batch,
                          **variant.get("fields", {}))
     model = modellib.MaskRCNN("training", config, "/tmp/bench_logs")
@@ -86,6 +92,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+                        help="run these variants only")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.variant:
@@ -93,11 +101,12 @@ def main() -> int:
                                      args.threads)))
         return 0
     results = {}
-    for name in VARIANTS:
+    for name in args.only or VARIANTS:
         done = subprocess.run([sys.executable, __file__, "--variant", name, "--size",
                                str(args.size), "--batch", str(args.batch), "--steps",
                                str(args.steps), "--threads", str(args.threads)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True,
+                              env={**os.environ, **VARIANTS[name].get("env", {})})
         if done.returncode != 0:
             print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
             continue
