@@ -458,7 +458,7 @@ class MaskRCNN:
         images = [_check_image(image, index, self.config.IMAGE_CHANNEL_COUNT)
                   for index, image in enumerate(images)]
         if tile_size is not None:
-            tiling.tile_grid(1, 1, tile_size, tile_overlap)  # bad arguments fail before any work
+            tiling.check_tiling(tile_size, tile_overlap)  # before any work
             if tile_size > self.config.IMAGE_MAX_DIM:
                 logger.warning("tile_size %d > IMAGE_MAX_DIM %d: each tile is shrunk to "
                                "IMAGE_MAX_DIM; tile_size=%d keeps full resolution", tile_size,

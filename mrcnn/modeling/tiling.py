@@ -33,14 +33,19 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
-def tile_grid(height: int, width: int, tile_size: int, overlap: float
-              ) -> list[tuple[int, int, int, int]]:
-    """Tiles (y1, x1, y2, x2) covering an image, each ``tile_size`` square or the image's side
-    where that is shorter. Raises ValueError for a tile_size < 1 or overlap outside [0, 1)."""
+def check_tiling(tile_size: int, overlap: float) -> None:
+    """Raise ValueError for a tile_size < 1 or an overlap outside [0, 1)."""
     if tile_size < 1:
         raise ValueError(f"tile_size must be a positive number of pixels, got {tile_size}")
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"tile_overlap must be in [0, 1), got {overlap}")
+
+
+def tile_grid(height: int, width: int, tile_size: int, overlap: float
+              ) -> list[tuple[int, int, int, int]]:
+    """Tiles (y1, x1, y2, x2) covering an image, each ``tile_size`` square or the image's side
+    where that is shorter. Raises ValueError as :func:`check_tiling` does."""
+    check_tiling(tile_size, overlap)
     tile_h, tile_w = min(tile_size, height), min(tile_size, width)
     return [(y, x, y + tile_h, x + tile_w)
             for y in tile_starts(height, tile_size, overlap)
@@ -182,7 +187,6 @@ class InstanceMasks:
 
 def _is_instance_index(key: tuple) -> bool:
     """True for ``[:, :, i]``/``[..., i]`` style keys: every axis but the last taken whole."""
-    whole = [k is Ellipsis or (isinstance(k, slice) and k == slice(None)) for k in key[:-1]]
     if len(key) == 2:
         return key[0] is Ellipsis
-    return all(whole)
+    return all(k is Ellipsis or k == slice(None) for k in key[:-1])
