@@ -115,7 +115,10 @@ class MaskRCNN:
         self.strategy = build_strategy(config)
         self.keras_model = self.build(mode, config)
         self._layers = weight_layers(self.keras_model.parts)
-        self._predict = tf.function(self._predict_batch, reduce_retracing=True)
+        # TensorFlow traces prediction into one graph; other backends run the Keras model's
+        # own compiled predict step (predict_on_batch: jax.jit on JAX).
+        self._predict = (tf.function(self._predict_batch, reduce_retracing=True)
+                         if keras.backend.backend() == "tensorflow" else None)
         self.epoch = 0
         self.set_log_dir()
 
@@ -348,14 +351,13 @@ class MaskRCNN:
         Results are in the molded images' pixels (window = the whole image), as in Matterport.
         """
         molded = np.stack([np.asarray(image, dtype=np.float32) for image in molded_images])
-        anchors = tf.constant(self.get_anchors(molded.shape[1:]))
+        anchors = self.get_anchors(molded.shape[1:])
         results = []
         for start in range(0, len(molded), self.config.BATCH_SIZE):
             chunk = slice(start, start + self.config.BATCH_SIZE)
-            detections, masks = self._predict(
-                tf.constant(molded[chunk]),
-                tf.constant(np.stack(image_metas[chunk]).astype(np.float32)), anchors)
-            for row, mask in zip(detections.numpy(), masks.numpy(), strict=True):
+            detections, masks = self._predict_arrays(
+                molded[chunk], np.stack(image_metas[chunk]).astype(np.float32), anchors)
+            for row, mask in zip(detections, masks, strict=True):
                 shape = molded.shape[1:]
                 rois, class_ids, scores, full = self.unmold_detections(
                     row, mask, shape, shape, (0, 0, shape[0], shape[1]))
@@ -485,15 +487,14 @@ class MaskRCNN:
         for index, image in enumerate(molded):
             by_shape.setdefault(image.shape, []).append(index)
         for shape, indices in by_shape.items():
-            anchors = tf.constant(self.get_anchors(shape))
+            anchors = self.get_anchors(shape)
             for start in range(0, len(indices), self.config.BATCH_SIZE):
                 chunk = indices[start:start + self.config.BATCH_SIZE]
-                detections, masks = self._predict(
-                    tf.constant(np.stack([molded[i] for i in chunk]).astype(np.float32)),
-                    tf.constant(np.stack([metas[i] for i in chunk]).astype(np.float32)),
+                detections, masks = self._predict_arrays(
+                    np.stack([molded[i] for i in chunk]).astype(np.float32),
+                    np.stack([metas[i] for i in chunk]).astype(np.float32),
                     anchors,
                 )
-                detections, masks = detections.numpy(), masks.numpy()
                 for row, index in enumerate(chunk):
                     results[index] = unmold_boxes(detections[row], masks[row],
                                                   images[index].shape, shape, windows[index])
@@ -539,6 +540,17 @@ class MaskRCNN:
         from mrcnn.export import export_model
 
         return export_model(self.keras_model, self.config, path, format, mode=self.mode)
+
+    def _predict_arrays(self, images: np.ndarray, image_metas: np.ndarray,
+                        anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(detections [B, D, 6], masks [B, D, h, w, C]) for one molded batch, as numpy."""
+        if self._predict is not None:
+            detections, masks = self._predict(tf.constant(images), tf.constant(image_metas),
+                                              tf.constant(anchors))
+            return detections.numpy(), masks.numpy()
+        outputs = self.keras_model.predict_on_batch(
+            {"input_image": images, "input_image_meta": image_metas, "input_anchors": anchors})
+        return np.asarray(outputs["detections"]), np.asarray(outputs["masks"])
 
     def _predict_batch(self, images, image_metas, anchors):
         outputs = self.keras_model(

@@ -59,7 +59,7 @@ class DetectionTargetLayer(keras.layers.Layer):
         return tuple(tf.stop_gradient(o) for o in outputs)
 
     def _targets_for_image(self, proposals, gt_class_ids, gt_boxes, gt_masks):
-        proposals, _ = box_ops.trim_zero_rows(proposals)
+        proposals, _ = trim_zero_rows(proposals)
         # Padding rows have class id 0. (Their boxes are not zero once normalized, so trimming
         # zero boxes, as Matterport does, would keep them as degenerate "GT" boxes.)
         instances = tf.not_equal(gt_class_ids, 0)
@@ -132,3 +132,9 @@ class DetectionTargetLayer(keras.layers.Layer):
             "mask_shape": self.mask_shape,
             "use_mini_mask": self.use_mini_mask,
         }
+
+
+def trim_zero_rows(boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Drop all-zero padding rows of boxes [N, 4]; returns (boxes, bool[N] kept)."""
+    non_zeros = tf.cast(tf.reduce_sum(tf.abs(boxes), axis=1), tf.bool)
+    return tf.boolean_mask(boxes, non_zeros), non_zeros

@@ -19,6 +19,7 @@ import tensorflow as tf
 from mrcnn.config import BACKBONE_STAGE_BLOCKS
 from mrcnn.modeling import box_ops, detection, losses, rpn
 from mrcnn.modeling.backbone import bottleneck_block, resnet_stages
+from mrcnn.modeling.detection_targets import trim_zero_rows
 from mrcnn.modeling.heads import build_classifier_head, build_mask_head
 from mrcnn.modeling.matterport_layers import DetectionTargetLayer, PyramidROIAlign
 
@@ -124,7 +125,7 @@ def log2_graph(x):
 
 def trim_zeros_graph(boxes, name="trim_zeros"):
     """(boxes [M, 4] without the all-zero rows, non_zeros bool[N]); ``name`` is unused."""
-    return box_ops.trim_zero_rows(boxes)
+    return trim_zero_rows(boxes)
 
 
 def batch_pack_graph(x, counts, num_rows):

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from mrcnn.config import BACKBONE_STAGE_BLOCKS, LOSS_NAMES, Config
 from mrcnn.geometry.anchors import anchors_for_image_shape
@@ -86,16 +87,18 @@ class MaskRCNNNetwork(keras.Model):
         )
         # "square" / "crop" training images all have IMAGE_SHAPE, so their anchors are one
         # constant (not a weight); "pad64" / "none" batches carry their own (input_anchors).
-        self.training_anchors = tf.constant(anchors_for_image_shape(config, config.IMAGE_SHAPE))
-        # Inference's trunk, XLA-compiled when asked: it has static shapes; the graph stages
-        # after it (top-k, NMS, dynamic gathers) do not compile.
-        jit_compile = (config.MIXED_PRECISION is None if config.JIT_COMPILE is None
-                       else config.JIT_COMPILE)
+        self.training_anchors = ops.convert_to_tensor(
+            anchors_for_image_shape(config, config.IMAGE_SHAPE))
+        # Inference's trunk, XLA-compiled when asked on TensorFlow: it has static shapes; the
+        # graph stages after it (top-k, NMS, dynamic gathers) do not compile there. Other
+        # backends compile the whole prediction (MaskRCNN.detect).
+        jit_compile = keras.backend.backend() == "tensorflow" and (
+            config.MIXED_PRECISION is None if config.JIT_COMPILE is None else config.JIT_COMPILE)
         self._inference_trunk = (tf.function(self._trunk_outputs, jit_compile=True)
                                  if jit_compile else self._trunk_outputs)
         self.loss_weights = {name: float(config.LOSS_WEIGHTS[name]) for name in LOSS_NAMES}
         self.class_loss_weights = (None if config.CLASS_LOSS_WEIGHTS is None else
-                                   tf.constant(config.CLASS_LOSS_WEIGHTS, tf.float32))
+                                   ops.convert_to_tensor(config.CLASS_LOSS_WEIGHTS, "float32"))
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", *LOSS_NAMES, "weight_decay_loss")}
         # Every weight-bearing part is a functional model built above, and the graph layers
@@ -138,21 +141,20 @@ class MaskRCNNNetwork(keras.Model):
     def _classify(self, rois, image_shape, feature_maps, training):
         """(pooled [B, N, pool, pool, depth], (logits [B, N, C], probs, deltas [B, N, C, 4]))."""
         pooled = self.roi_align_classifier(rois, image_shape, feature_maps)
-        batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
-        flat = tf.reshape(pooled, [-1, *pooled.shape[2:]])
+        count = ops.shape(rois)[1]
+        flat = ops.reshape(pooled, (-1, *pooled.shape[2:]))
         logits, probs, deltas = _float32(self.classifier_head(flat, training=training))
         num_classes = self.config.NUM_CLASSES
-        return pooled, (tf.reshape(logits, [batch, count, num_classes]),
-                        tf.reshape(probs, [batch, count, num_classes]),
-                        tf.reshape(deltas, [batch, count, num_classes, 4]))
+        return pooled, (ops.reshape(logits, (-1, count, num_classes)),
+                        ops.reshape(probs, (-1, count, num_classes)),
+                        ops.reshape(deltas, (-1, count, num_classes, 4)))
 
     def _segment(self, rois, image_shape, feature_maps, training):
         """(pooled [B, N, mask_pool, mask_pool, depth], masks [B, N, h, w, C] probabilities)."""
         pooled = self.roi_align_mask(rois, image_shape, feature_maps)
-        batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
-        masks = tf.cast(self.mask_head(tf.reshape(pooled, [-1, *pooled.shape[2:]]),
-                                       training=training), tf.float32)
-        return pooled, tf.reshape(masks, [batch, count, *masks.shape[1:]])
+        masks = ops.cast(self.mask_head(ops.reshape(pooled, (-1, *pooled.shape[2:])),
+                                        training=training), "float32")
+        return pooled, ops.reshape(masks, (-1, ops.shape(rois)[1], *masks.shape[1:]))
 
     # ----------------------------------------------------------------------------------------
     # Inference
@@ -170,7 +172,7 @@ class MaskRCNNNetwork(keras.Model):
         proposal), ``mrcnn_detection``, ``roi_align_mask`` and ``mrcnn_mask`` (per detection).
         """
         images = inputs["input_image"]
-        image_shape = tf.shape(images)[1:3]
+        image_shape = _image_size(images)
         pyramid, (rpn_logits, rpn_probs, rpn_deltas) = self._inference_trunk(images,
                                                                               training=False)
         proposal_stages = self.inference_proposals.stages(rpn_probs, rpn_deltas,
@@ -337,5 +339,10 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
+def _image_size(images):
+    """int32[2]: (height, width) of a batch of images, static where the shape is."""
+    return ops.stack([ops.cast(size, "int32") for size in ops.shape(images)[1:3]])
+
+
 def _float32(tensors) -> tuple:
-    return tuple(tf.cast(t, tf.float32) for t in tensors)
+    return tuple(ops.cast(t, "float32") for t in tensors)

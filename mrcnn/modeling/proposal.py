@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from mrcnn.modeling import box_ops
+from mrcnn.modeling import backend_ops, box_ops
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -30,7 +30,7 @@ class ProposalLayer(keras.layers.Layer):
     def call(self, rpn_probs, rpn_deltas, anchors):
         return self.stages(rpn_probs, rpn_deltas, anchors)["proposals"]
 
-    def stages(self, rpn_probs, rpn_deltas, anchors) -> dict[str, tf.Tensor]:
+    def stages(self, rpn_probs, rpn_deltas, anchors) -> dict:
         """Every intermediate of ``call`` under Matterport's tensor names (for ``run_graph``).
 
         K = min(pre_nms_limit, A): ``pre_nms_anchors`` [B, K, 4] (the top-K anchors by score),
@@ -39,29 +39,20 @@ class ProposalLayer(keras.layers.Layer):
         NMS kept, -1 padded) and ``proposals`` [B, proposal_count, 4]; all normalized.
         """
         scores = rpn_probs[:, :, 1]
-        deltas = rpn_deltas * tf.constant(self.rpn_bbox_std_dev, dtype=rpn_deltas.dtype)
-        k = tf.minimum(self.pre_nms_limit, tf.shape(anchors)[0])
-        scores, top = tf.math.top_k(scores, k=k, sorted=True)
-        deltas = tf.gather(deltas, top, batch_dims=1)
-        pre_nms_anchors = tf.gather(tf.cast(anchors, deltas.dtype), top)
+        deltas = rpn_deltas * ops.convert_to_tensor(self.rpn_bbox_std_dev, rpn_deltas.dtype)
+        count = ops.shape(anchors)[0]  # a tensor only in a TensorFlow graph of unknown shape
+        k = (min(self.pre_nms_limit, count) if isinstance(count, int)
+             else ops.minimum(self.pre_nms_limit, count))
+        scores, top = ops.top_k(scores, k=k, sorted=True)
+        deltas = ops.take_along_axis(deltas, top[..., None], axis=1)
+        pre_nms_anchors = ops.take(ops.cast(anchors, deltas.dtype), top, axis=0)
         refined = box_ops.apply_box_deltas(pre_nms_anchors, deltas)
-        boxes = box_ops.clip_boxes(refined, tf.constant([0.0, 0.0, 1.0, 1.0], refined.dtype))
-
-        def nms(args):
-            image_boxes, image_scores = args
-            keep = tf.image.non_max_suppression(
-                image_boxes, image_scores, self.proposal_count, self.nms_threshold
-            )
-            padding = tf.maximum(self.proposal_count - tf.shape(keep)[0], 0)
-            return (tf.pad(tf.gather(image_boxes, keep), [(0, padding), (0, 0)]),
-                    tf.pad(keep, [(0, padding)], constant_values=-1))
-
-        proposals, kept = tf.map_fn(
-            nms, (boxes, scores),
-            fn_output_signature=(tf.TensorSpec([None, 4], boxes.dtype),
-                                 tf.TensorSpec([None], tf.int32)),
-        )
-        proposals.set_shape([None, self.proposal_count, 4])
+        boxes = box_ops.clip_boxes(refined,
+                                   ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0], refined.dtype))
+        kept = backend_ops.non_max_suppression_padded(boxes, scores, self.proposal_count,
+                                                      self.nms_threshold)
+        proposals = ops.take_along_axis(boxes, ops.maximum(kept, 0)[..., None], axis=1)
+        proposals = ops.where((kept >= 0)[..., None], proposals, 0.0)
         return {"pre_nms_anchors": pre_nms_anchors, "refined_anchors": refined,
                 "refined_anchors_clipped": boxes, "rpn_non_max_suppression": kept,
                 "proposals": proposals}

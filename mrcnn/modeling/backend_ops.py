@@ -1,0 +1,124 @@
+"""One dispatch function per graph op that TensorFlow has a faster kernel for.
+
+On the TensorFlow backend each calls TensorFlow's kernel, as this library always did; on any
+other backend, or inside :func:`portable_ops`, the ``keras.ops`` implementation of
+:mod:`mrcnn.modeling.portable_ops` (fixed shapes, builtin ops only). TensorFlow is imported
+only on the TensorFlow path. Boxes are ``(y1, x1, y2, x2)`` normalized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
+
+import keras
+from keras import ops
+
+from mrcnn.modeling import portable_ops as portable
+
+_FORCE_PORTABLE = contextvars.ContextVar("mrcnn_force_portable_ops", default=False)
+
+
+@contextlib.contextmanager
+def portable_ops() -> Iterator[None]:
+    """Use the ``keras.ops`` implementations even on TensorFlow while inside (e.g. to trace a
+    graph for a converter that takes builtin ops only). Read when a graph is traced."""
+    token = _FORCE_PORTABLE.set(True)
+    try:
+        yield
+    finally:
+        _FORCE_PORTABLE.reset(token)
+
+
+def uses_tensorflow_kernels() -> bool:
+    """Whether the dispatch functions call TensorFlow's kernels here and now."""
+    return keras.backend.backend() == "tensorflow" and not _FORCE_PORTABLE.get()
+
+
+def crop_and_resize(images, boxes, box_indices, crop_size: tuple[int, int]):
+    """``tf.image.crop_and_resize`` (bilinear, 0 outside the image): images [B, H, W, C],
+    boxes [N, 4], box_indices int32[N] -> float32[N, crop_h, crop_w, C]."""
+    if uses_tensorflow_kernels():
+        import tensorflow as tf
+
+        return tf.image.crop_and_resize(images, boxes, box_indices, crop_size, method="bilinear")
+    levels = ops.zeros(ops.shape(boxes)[:1], "int32")
+    return portable.pyramid_crop_and_resize([images], boxes, box_indices, levels, crop_size)
+
+
+def pyramid_crop_and_resize(feature_maps: Sequence, boxes, box_indices, levels,
+                            crop_size: tuple[int, int]):
+    """:func:`crop_and_resize` of box ``i`` from ``feature_maps[levels[i]]``: float32[N, ...].
+
+    TensorFlow: boxes grouped by level (one kernel call per level) and put back in order.
+    """
+    if not uses_tensorflow_kernels():
+        return portable.pyramid_crop_and_resize(feature_maps, boxes, box_indices, levels,
+                                                crop_size)
+    import tensorflow as tf
+
+    pooled, order = [], []
+    for i, feature_map in enumerate(feature_maps):
+        index = tf.where(tf.equal(levels, i))[:, 0]
+        pooled.append(tf.image.crop_and_resize(feature_map, tf.gather(boxes, index),
+                                               tf.gather(box_indices, index), crop_size,
+                                               method="bilinear"))
+        order.append(index)
+    pooled = tf.concat(pooled, axis=0)
+    order = tf.cast(tf.concat(order, axis=0), tf.int32)
+    return tf.scatter_nd(tf.expand_dims(order, 1), pooled,
+                         tf.concat([tf.shape(boxes)[:1], tf.shape(pooled)[1:]], 0))
+
+
+def non_max_suppression_padded(boxes, scores, max_output_size: int, iou_threshold: float):
+    """Per-image NMS: boxes [B, N, 4], scores [B, N] -> int32[B, max_output_size], the kept
+    rows best first, -1 padded. A box goes when its IoU with a kept one is > iou_threshold."""
+    if not uses_tensorflow_kernels():
+        return portable.greedy_non_max_suppression(boxes, scores, max_output_size,
+                                                   iou_threshold)
+    import tensorflow as tf
+
+    def one_image(args):
+        keep = tf.image.non_max_suppression(args[0], args[1], max_output_size, iou_threshold)
+        return tf.pad(keep, [(0, max_output_size - tf.shape(keep)[0])], constant_values=-1)
+
+    kept = tf.map_fn(one_image, (boxes, scores),
+                     fn_output_signature=tf.TensorSpec([None], tf.int32))
+    kept.set_shape([None, max_output_size])
+    return kept
+
+
+def per_class_non_max_suppression(boxes, scores, class_ids, candidates, num_classes: int,
+                                  max_output_size: int, iou_threshold: float) -> tuple:
+    """NMS of each class on its own, then the best ``max_output_size`` over all classes.
+
+    boxes [B, N, 4]; scores [B, N]; class_ids int32[B, N] in 1..num_classes - 1; candidates
+    bool[B, N]. Returns (boxes [B, K, 4], class_ids int32[B, K], scores [B, K], valid
+    bool[B, K]) float32, by score; slots past the valid ones hold zeros.
+    TensorFlow: ``tf.image.combined_non_max_suppression``, each box scored in its own class's
+    column only (shifting each class to its own region of the plane for one plain NMS would
+    cost float32 precision: at class 80 the IoU moves by up to 4e-3).
+    """
+    boxes, scores = ops.cast(boxes, "float32"), ops.cast(scores, "float32")
+    if not uses_tensorflow_kernels():
+        kept = portable.greedy_non_max_suppression(
+            boxes, ops.where(candidates, scores, float("-inf")), max_output_size,
+            iou_threshold, classes=class_ids)
+        valid = kept >= 0
+        rows = ops.maximum(kept, 0)
+        return (ops.where(valid[..., None],
+                          ops.take_along_axis(boxes, rows[..., None], axis=1), 0.0),
+                ops.where(valid, ops.take_along_axis(class_ids, rows, axis=1), 0),
+                ops.where(valid, ops.take_along_axis(scores, rows, axis=1), 0.0), valid)
+    import tensorflow as tf
+
+    columns = tf.one_hot(class_ids - 1, num_classes - 1, on_value=True, off_value=False)
+    columns &= candidates[..., None]
+    per_class = tf.where(columns, scores[..., None], tf.constant(-2.0, tf.float32))
+    boxes, scores, classes, count = tf.image.combined_non_max_suppression(
+        boxes[:, :, None, :], per_class, max_output_size, max_output_size,
+        iou_threshold=iou_threshold, score_threshold=-1.0, pad_per_class=False,
+        clip_boxes=False)
+    valid = tf.range(max_output_size)[None, :] < count[:, None]
+    return boxes, tf.where(valid, tf.cast(classes, tf.int32) + 1, 0), scores, valid
