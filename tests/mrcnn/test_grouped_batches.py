@@ -179,9 +179,12 @@ def test_pad64_training_learns_on_non_square_shapes_with_one_trace(tmp_path, mon
 def test_square_mode_batches_and_losses_are_unchanged(tmp_path):
     """Square mode (the default) must train exactly as before variable-size batches existed.
 
-    The figures were measured before the change (tiny preset, 48x80 shapes, 3 steps, seed 0).
+    The figures were measured before the change (tiny preset, 48x80 shapes, seed 0). The loss
+    is the first step's, on the initial weights: after a few updates it depends on the CPU's
+    kernels (3 steps: 28.3633 on one machine, 28.3681 on an AVX2-only one), the first step's
+    only within 2e-4 (36.6973 with TensorFlow's Eigen kernels, 36.7040 with oneDNN's).
     """
-    config = tiny_config(STEPS_PER_EPOCH=3)
+    config = tiny_config(STEPS_PER_EPOCH=1)
     keras.utils.set_random_seed(0)
     dataset = _mixed([(48, 80)] * 6)
     batch = _batches(config, dataset, 1, seed=5)[0]
@@ -194,5 +197,6 @@ def test_square_mode_batches_and_losses_are_unchanged(tmp_path):
         "input_rpn_bbox": 5.836743712425232, "input_rpn_match": -116.0}, rel=1e-9)
     model = modellib.MaskRCNN("training", config, tmp_path)
     history = model.train(dataset, None, learning_rate=0.01, epochs=1, layers="all").history
-    assert history["loss"][0] == pytest.approx(28.363327026367188, rel=1e-4)
-    assert history["rpn_class_loss"][0] == pytest.approx(7.930997371673584, rel=1e-4)
+    assert history["loss"][0] == pytest.approx(36.69725, rel=1e-3)
+    assert history["rpn_class_loss"][0] == pytest.approx(9.996769, rel=1e-3)
+    assert history["mrcnn_mask_loss"][0] == pytest.approx(0.853522, rel=1e-3)
