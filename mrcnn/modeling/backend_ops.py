@@ -113,7 +113,7 @@ def per_class_non_max_suppression(boxes, scores, class_ids, candidates, num_clas
                 ops.where(valid, ops.take_along_axis(scores, rows, axis=1), 0.0), valid)
     import tensorflow as tf
 
-    columns = tf.one_hot(class_ids - 1, num_classes - 1, on_value=True, off_value=False)
+    columns = tf.equal((class_ids - 1)[..., None], tf.range(num_classes - 1))  # one-hot
     columns &= candidates[..., None]
     per_class = tf.where(columns, scores[..., None], tf.constant(-2.0, tf.float32))
     boxes, scores, classes, count = tf.image.combined_non_max_suppression(

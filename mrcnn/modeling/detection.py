@@ -30,8 +30,10 @@ class DetectionLayer(keras.layers.Layer):
         self.bbox_std_dev = [float(v) for v in bbox_std_dev]
 
     def call(self, rois, probs, deltas, windows):
-        class_ids = ops.cast(ops.argmax(probs, axis=-1), "int32")
-        scores = ops.take_along_axis(probs, class_ids[..., None], axis=-1)[..., 0]
+        # The best class by top-k, not argmax: Keras's argmax adds bit operations on
+        # TensorFlow that ONNX has no op for.
+        scores, class_ids = ops.top_k(probs, k=1)
+        scores, class_ids = scores[..., 0], ops.cast(class_ids[..., 0], "int32")
         class_deltas = ops.take_along_axis(deltas, class_ids[..., None, None], axis=2)[:, :, 0]
         class_deltas = class_deltas * ops.convert_to_tensor(self.bbox_std_dev, deltas.dtype)
         windows = ops.cast(windows, rois.dtype)[:, None, :]
