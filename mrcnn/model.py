@@ -239,6 +239,7 @@ class MaskRCNN:
         """
         from mrcnn.data.pipeline import build_dataset
 
+        _require_tensorflow("train()")
         if self.mode != "training":
             raise ValueError("train() needs a model created with mode='training'")
         if epochs <= self.epoch:
@@ -381,6 +382,7 @@ class MaskRCNN:
         already (e.g. from ``load_image_gt`` + ``mold_image``). Values have the batch axis first
         and Matterport's frames (see :mod:`mrcnn.modeling.inspection`); each is logged.
         """
+        _require_tensorflow("run_graph()")
         outputs = OrderedDict(outputs)
         missing = [name for name, tensor in outputs.items() if tensor is None]
         if missing:
@@ -539,6 +541,7 @@ class MaskRCNN:
         """
         from mrcnn.export import export_model
 
+        _require_tensorflow(f"{format} export")
         return export_model(self.keras_model, self.config, path, format, mode=self.mode)
 
     def _predict_arrays(self, images: np.ndarray, image_metas: np.ndarray,
@@ -558,6 +561,16 @@ class MaskRCNN:
             training=False,
         )
         return outputs["detections"], outputs["masks"]
+
+
+def _require_tensorflow(what: str) -> None:
+    """Raise ValueError when Keras runs on another backend: ``what`` is TensorFlow-only still
+    (issue 17); elsewhere MaskRCNN builds, loads weights and detects."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(f"{what} needs the TensorFlow backend; Keras runs on {backend!r} "
+                         "(rerun with KERAS_BACKEND=tensorflow; on this backend MaskRCNN "
+                         "builds, loads weights and detects)")
 
 
 def _check_image(image: Any, index: int, channels: int) -> np.ndarray:

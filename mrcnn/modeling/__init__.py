@@ -2,10 +2,11 @@
 
 ``backbone`` (ResNet) -> ``fpn`` -> ``rpn`` -> ``proposal`` -> ``detection_targets`` (training)
 -> ``roi_align`` -> ``heads`` (classifier, box, mask) -> ``detection`` (inference); ``losses``
-and ``box_ops`` (box math in TensorFlow) serve them; ``network`` wires the stages into one Keras
-model from a ``Config``; ``postprocess`` maps detections back to the original image (numpy); ``tiling`` cuts large
-images into tiles and merges what the tiles saw (numpy);
-``inspection`` names the intermediates of inference (Matterport's ``run_graph``);
+and ``box_ops`` (box math in ``keras.ops``) serve them; ``backend_ops`` runs crops and NMS on
+TensorFlow's kernels, or on ``portable_ops`` (``keras.ops``, any backend); ``network`` wires
+the stages into one Keras model from a ``Config``; ``postprocess`` maps detections back to the
+original image (numpy); ``tiling`` cuts large images into tiles and merges what the tiles saw
+(numpy); ``inspection`` names the intermediates of inference (Matterport's ``run_graph``);
 ``matterport_layers`` and ``matterport_graph`` are Matterport's layer constructors and graph
 functions over these stages.
 

@@ -5,7 +5,8 @@ written on TensorFlow, loaded by name here, detect what they detected there.
 heads (so scores spread out instead of saturating at 1.0 and boxes keep a size), saves them as
 ``mask_rcnn.h5`` (Matterport's layout) and the ``detect()`` results on ``make_images()`` as
 ``detections.npz``. ``check_detections(folder)`` builds the same model on this backend, loads
-the ``.h5`` with ``by_name=True``, detects and reports the differences. Run as a script it
+the ``.h5`` with ``by_name=True``, detects and reports the differences, and what
+``train``, ``run_graph`` and ``export`` (TensorFlow only still) say when called here. Run as a script it
 prints that report as one JSON line (``{"error": traceback}`` when a step failed)::
 
     KERAS_BACKEND=jax python tests/backends/maskrcnn_checks.py FOLDER
@@ -102,9 +103,25 @@ def check_detections(folder: Path) -> dict:
     return {
         "backend": keras.backend.backend(),
         "unused_layers": list(loaded.unused),
+        "refusals": _refusals(model, folder),
         "images": {name: compare({key: reference[f"{name}/{key}"] for key in result}, result)
                    for name, result in zip(IMAGE_NAMES, results, strict=True)},
     }
+
+
+def _refusals(model, folder: Path) -> dict[str, str]:
+    """The errors that the TensorFlow-only methods raise on this backend ("ran" if none)."""
+    calls = {"train": lambda: model.train(None, None, 0.001, 1, "heads"),
+             "run_graph": lambda: model.run_graph(make_images()[:1], [("ROI", "ROI")]),
+             "export": lambda: model.export(folder / "exported", "saved_model")}
+    refusals = {}
+    for name, call in calls.items():
+        try:
+            call()
+            refusals[name] = "ran"
+        except ValueError as error:
+            refusals[name] = str(error)
+    return refusals
 
 
 def main(argv: list[str]) -> None:

@@ -82,3 +82,11 @@ def test_jax_detects_what_tensorflow_detects(jax_report, image):
     assert report["box_difference"] <= 1, report
     assert report["score_difference"] <= 1e-4, report
     assert report["mask_iou"] >= 0.99, report
+
+
+@pytest.mark.parametrize("method", ["train", "run_graph", "export"])
+def test_tensorflow_only_methods_name_the_backend_they_need(jax_report, method):
+    """train(), run_graph() and export() on JAX would fail deep inside TensorFlow (or train
+    with the wrong step) instead of saying they need ``KERAS_BACKEND=tensorflow``."""
+    message = jax_report["refusals"][method]
+    assert "needs the TensorFlow backend" in message and "'jax'" in message, message
