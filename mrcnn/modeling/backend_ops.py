@@ -36,6 +36,27 @@ def uses_tensorflow_kernels() -> bool:
     return keras.backend.backend() == "tensorflow" and not _FORCE_PORTABLE.get()
 
 
+def batched_gather(values, indices, batch_dims: int):
+    """``tf.gather(values, indices, batch_dims=batch_dims)``: entries along axis ``batch_dims``
+    of ``values``, for each batch position ``indices[b...]`` (int32, rank ``batch_dims`` + 1)
+    or one index each (rank ``batch_dims``: that axis goes).
+
+    TensorFlow: its gather kernel (``keras.ops.take_along_axis`` adds int64 transposes there,
+    which oneDNN logs an error line for on CPUs without AVX-512).
+    """
+    if uses_tensorflow_kernels():
+        import tensorflow as tf
+
+        return tf.gather(values, indices, batch_dims=batch_dims)
+    one_each = len(indices.shape) == batch_dims
+    if one_each:
+        indices = ops.expand_dims(indices, -1)
+    for _ in range(len(values.shape) - batch_dims - 1):
+        indices = ops.expand_dims(indices, -1)
+    gathered = ops.take_along_axis(values, indices, axis=batch_dims)
+    return ops.squeeze(gathered, axis=batch_dims) if one_each else gathered
+
+
 def crop_and_resize(images, boxes, box_indices, crop_size: tuple[int, int]):
     """``tf.image.crop_and_resize`` (bilinear, 0 outside the image): images [B, H, W, C],
     boxes [N, 4], box_indices int32[N] -> float32[N, crop_h, crop_w, C]."""

@@ -34,7 +34,7 @@ class DetectionLayer(keras.layers.Layer):
         # TensorFlow that ONNX has no op for.
         scores, class_ids = ops.top_k(probs, k=1)
         scores, class_ids = scores[..., 0], ops.cast(class_ids[..., 0], "int32")
-        class_deltas = ops.take_along_axis(deltas, class_ids[..., None, None], axis=2)[:, :, 0]
+        class_deltas = backend_ops.batched_gather(deltas, class_ids, batch_dims=2)
         class_deltas = class_deltas * ops.convert_to_tensor(self.bbox_std_dev, deltas.dtype)
         windows = ops.cast(windows, rois.dtype)[:, None, :]
         boxes = box_ops.clip_boxes(box_ops.apply_box_deltas(rois, class_deltas), windows)

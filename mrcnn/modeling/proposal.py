@@ -44,14 +44,14 @@ class ProposalLayer(keras.layers.Layer):
         k = (min(self.pre_nms_limit, count) if isinstance(count, int)
              else ops.minimum(self.pre_nms_limit, count))
         scores, top = ops.top_k(scores, k=k, sorted=True)
-        deltas = ops.take_along_axis(deltas, top[..., None], axis=1)
+        deltas = backend_ops.batched_gather(deltas, top, batch_dims=1)
         pre_nms_anchors = ops.take(ops.cast(anchors, deltas.dtype), top, axis=0)
         refined = box_ops.apply_box_deltas(pre_nms_anchors, deltas)
         boxes = box_ops.clip_boxes(refined,
                                    ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0], refined.dtype))
         kept = backend_ops.non_max_suppression_padded(boxes, scores, self.proposal_count,
                                                       self.nms_threshold)
-        proposals = ops.take_along_axis(boxes, ops.maximum(kept, 0)[..., None], axis=1)
+        proposals = backend_ops.batched_gather(boxes, ops.maximum(kept, 0), batch_dims=1)
         proposals = ops.where((kept >= 0)[..., None], proposals, 0.0)
         return {"pre_nms_anchors": pre_nms_anchors, "refined_anchors": refined,
                 "refined_anchors_clipped": boxes, "rpn_non_max_suppression": kept,
