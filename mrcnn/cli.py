@@ -149,11 +149,18 @@ def build_parser(spec: SampleSpec) -> argparse.ArgumentParser:
                              help="with --tile: also detect on the whole image at "
                                   "IMAGE_MAX_DIM, for objects larger than a tile")
         if command == "export":
-            sub.add_argument("--format", default="saved_model", choices=["saved_model", "onnx"],
+            sub.add_argument("--format", default="saved_model",
+                             choices=["saved_model", "tflite", "onnx"],
                              help="saved_model: TF SavedModel (TF Serving), image in, "
-                                  "detections out; onnx: the same graph for onnxruntime")
+                                  "detections out; onnx: the same graph for onnxruntime; "
+                                  "tflite: LiteRT, builtin ops only, one fixed input size")
             sub.add_argument("--out", required=True,
-                             help="output path (saved_model: a directory; onnx: a .onnx file)")
+                             help="output path (saved_model: a directory; tflite/onnx: a file)")
+            sub.add_argument("--size", type=_positive_int, nargs="+", metavar="PX",
+                             help="tflite: fixed input H [W] (default: the molded size, "
+                                  "IMAGE_SHAPE)")
+            sub.add_argument("--int8", action="store_true",
+                             help="tflite: dynamic-range int8 weights (about 4x smaller)")
         if spec.add_arguments:
             spec.add_arguments(sub)
     return parser
@@ -377,12 +384,20 @@ def run_detect(spec: SampleSpec, args: argparse.Namespace, config: Config) -> No
 def run_export(args: argparse.Namespace, config: Config) -> None:
     from mrcnn import model as modellib
     from mrcnn.export import ExportError, check_exportable
+    from mrcnn.export.litert import plan_molding
 
+    if args.size is not None and len(args.size) not in (1, 2):
+        raise UsageError(f"export: --size takes H or H W; got {len(args.size)} numbers")
+    if (args.size is not None or args.int8) and args.format != "tflite":
+        raise UsageError("export: --size and --int8 apply to --format tflite only")
+    size = None if args.size is None else (args.size[0], args.size[-1])
     try:
         check_exportable(config)  # before the model is built and its weights loaded
+        if size is not None:
+            plan_molding(config, size)  # a size the mode cannot take, before the build too
         model = modellib.MaskRCNN(mode="inference", config=config, model_dir=args.logs)
         load_weights(model, args.weights, config)
-        path = model.export(args.out, format=args.format)
+        path = model.export(args.out, format=args.format, size=size, quantize=args.int8)
     except ExportError as error:
         raise UsageError(f"export: {error}") from error
     print(f"{args.format} written to {path}")

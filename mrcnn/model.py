@@ -529,20 +529,24 @@ class MaskRCNN:
                                           [i.box for i in merged], [i.mask for i in merged]),
         }
 
-    def export(self, path: str | os.PathLike, format: str = "saved_model") -> Path:
+    def export(self, path: str | os.PathLike, format: str = "saved_model", *,
+               size: tuple[int, int] | None = None, quantize: bool = False) -> Path:
         """Export this inference model with molding, anchors and unmolding inside the graph.
 
         format: "saved_model" (signatures ``serving_default``: ``image`` uint8[H, W, C], and
         ``serving_image_bytes``: ``image_bytes`` string), returning what ``detect()`` returns
         with ``masks`` uint8[H, W, N]; see :mod:`mrcnn.export.saved_model`. "onnx": the same
         graph for onnxruntime (one ``image`` input; :mod:`mrcnn.export.onnx`), path a file
-        such as ``model.onnx``. Returns the path.
+        such as ``model.onnx``. "tflite": LiteRT, builtin ops only, for one fixed input
+        ``size`` (H, W; default IMAGE_SHAPE), ``quantize``: int8 weights
+        (:mod:`mrcnn.export.litert`). Returns the path.
         Raises ExportError (a ValueError) for a training-mode model or an unexportable config.
         """
         from mrcnn.export import export_model
 
         _require_tensorflow(f"{format} export")
-        return export_model(self.keras_model, self.config, path, format, mode=self.mode)
+        return export_model(self.keras_model, self.config, path, format, mode=self.mode,
+                            size=size, quantize=quantize)
 
     def _predict_arrays(self, images: np.ndarray, image_metas: np.ndarray,
                         anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,11 @@
   ``serving_image_bytes`` (``image_bytes: string``, JPEG/PNG) signatures;
   :func:`export_model` is the entry point behind ``MaskRCNN.export``.
 - ``onnx``: the same graph converted with tf2onnx (ROIAlign as ONNX ``RoiAlign``).
+- ``litert``: LiteRT (``.tflite``) for one fixed input size, converted with builtin ops only:
+  molding planned in numpy once for that size, the graph traced under
+  :func:`mrcnn.modeling.backend_ops.portable_ops` (crops and NMS in gathers and a WHILE loop
+  instead of CropAndResize and the NMS kernels), float32 where the SavedModel computes in
+  float64.
 
 May import: ``mrcnn.geometry``, ``mrcnn.modeling`` and ``mrcnn.config``. Never ``data``,
 ``evaluation`` or ``engine``. The exported files import nothing of ours.

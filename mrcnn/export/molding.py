@@ -100,12 +100,18 @@ def _bilinear_taps(size: tf.Tensor, out_size: tf.Tensor):
     return (tf.clip_by_value(i0, 0, size - 1), tf.clip_by_value(i1, 0, size - 1)), (w0, w1)
 
 
-def _resize_bilinear(image: tf.Tensor, out_h: tf.Tensor, out_w: tf.Tensor) -> tf.Tensor:
+def _resize_bilinear(image: tf.Tensor, out_h: tf.Tensor, out_w: tf.Tensor,
+                     dtype: tf.DType = tf.float64) -> tf.Tensor:
     """:func:`mrcnn.geometry.imaging.resize` of uint8[H, W, C] with Matterport's arguments, cast
-    back to uint8 (truncation): the terms summed in scipy's order, in float64."""
-    values = tf.cast(image, tf.float64)
+    back to uint8 (truncation): the terms summed in scipy's order, in float64.
+
+    dtype: the arithmetic's; float32 for LiteRT, whose builtin kernels have no float64 (the
+    taps stay float64: for a fixed size they are constants the converter folds).
+    """
+    values = tf.cast(image, dtype)
     (r0, r1), (wy0, wy1) = _bilinear_taps(tf.shape(image)[0], out_h)
     (c0, c1), (wx0, wx1) = _bilinear_taps(tf.shape(image)[1], out_w)
+    wy0, wy1, wx0, wx1 = (tf.cast(w, dtype) for w in (wy0, wy1, wx0, wx1))
     wy0, wy1 = wy0[:, None, None], wy1[:, None, None]
     wx0, wx1 = wx0[None, :, None], wx1[None, :, None]
     rows0, rows1 = tf.gather(values, r0), tf.gather(values, r1)

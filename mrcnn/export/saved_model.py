@@ -1,6 +1,7 @@
 """The SavedModel export: one image in, ``detect()``'s results out, everything in the graph.
 
-:func:`export_model` also writes ONNX (:mod:`mrcnn.export.onnx`) from the same graph.
+:func:`export_model` also writes ONNX (:mod:`mrcnn.export.onnx`) from the same graph, and
+LiteRT (:mod:`mrcnn.export.litert`) from a fixed-size variant of it.
 
 Signatures (``tf.saved_model.load(path).signatures[...]``, or TF Serving's REST API):
 
@@ -32,7 +33,7 @@ __all__ = ["EXPORT_FORMATS", "ExportError", "build_serving_functions", "check_ex
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("saved_model", "onnx")
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 BYTES_SIGNATURE = "serving_image_bytes"
 
 
@@ -41,10 +42,13 @@ class ExportError(ValueError):
 
 
 def export_model(network: keras.Model, config: Config, path: str | os.PathLike,
-                 format: str = "saved_model", mode: str = "inference") -> Path:
+                 format: str = "saved_model", mode: str = "inference", *,
+                 size: tuple[int, int] | None = None, quantize: bool = False) -> Path:
     """Export an inference-mode Mask R-CNN network to ``path``; returns the path written.
 
     network: the ``MaskRCNN.keras_model``; mode: the mode the ``MaskRCNN`` was built in.
+    size, quantize: "tflite" only: the fixed (height, width) of its input (default: the
+    config's IMAGE_SHAPE) and dynamic-range int8 weights.
     Raises ExportError for a training-mode model, an unknown format, or a config the graph
     cannot mold (IMAGE_RESIZE_MODE "crop"; a custom BACKBONE callable outside square mode; a
     MEAN_PIXEL outside 0..255, i.e. a model of 16-bit or float data: the graph takes uint8).
@@ -55,8 +59,15 @@ def export_model(network: keras.Model, config: Config, path: str | os.PathLike,
                           "load_weights(...) on it")
     if format not in EXPORT_FORMATS:
         raise ExportError(f"format={format!r}; expected one of {EXPORT_FORMATS}")
+    if (size is not None or quantize) and format != "tflite":
+        raise ExportError("size and quantize apply to format='tflite' only (the SavedModel and "
+                          "ONNX graphs take any size)")
     check_exportable(config)
     path = Path(path)
+    if format == "tflite":
+        from mrcnn.export.litert import write_litert
+
+        return write_litert(network, config, path, size=size, quantize=quantize)
     image_fn, bytes_fn = build_serving_functions(network, config)
     if format == "onnx":
         from mrcnn.export.onnx import write_onnx

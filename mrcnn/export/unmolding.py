@@ -12,14 +12,15 @@ __all__ = ["paste_masks", "unmold_detections"]
 
 
 def unmold_detections(detections: tf.Tensor, masks: tf.Tensor, original_hw: tf.Tensor,
-                      molded_hw: tf.Tensor, window: tf.Tensor) -> dict[str, tf.Tensor]:
+                      molded_hw: tf.Tensor, window: tf.Tensor,
+                      dtype: tf.DType = tf.float64) -> dict[str, tf.Tensor]:
     """One image's network outputs -> ``detect()``'s results at the original size.
 
     detections: [D, (y1, x1, y2, x2, class_id, score)] normalized to the molded image, zero
     rows as padding; masks: [D, m, m, K] probabilities; original_hw, molded_hw: int32[2];
     window: int32[4] pixels of the image inside the molded one.
     Returns rois int32[N, 4] (pixels, y2/x2 exclusive), class_ids int32[N], scores float32[N],
-    masks uint8[H, W, N] (0/1).
+    masks uint8[H, W, N] (0/1). dtype: :func:`paste_masks`'s.
     """
     class_ids = tf.cast(detections[:, 4], tf.int32)
     padding = tf.equal(detections[:, 4], 0.0)
@@ -46,23 +47,25 @@ def unmold_detections(detections: tf.Tensor, masks: tf.Tensor, original_hw: tf.T
     boxes, class_ids, scores, masks = (tf.boolean_mask(t, keep)
                                        for t in (boxes, class_ids, scores, masks))
     return {"rois": boxes, "class_ids": class_ids, "scores": scores,
-            "masks": paste_masks(masks, boxes, original_hw)}
+            "masks": paste_masks(masks, boxes, original_hw, dtype)}
 
 
-def paste_masks(masks: tf.Tensor, boxes: tf.Tensor, image_hw: tf.Tensor) -> tf.Tensor:
+def paste_masks(masks: tf.Tensor, boxes: tf.Tensor, image_hw: tf.Tensor,
+                dtype: tf.DType = tf.float64) -> tf.Tensor:
     """Resize each mask [N, m, m] to its box [N, 4] (pixels) on an [H, W] canvas: uint8[H, W, N].
 
     As :func:`mrcnn.geometry.imaging.paste_masks`: scikit-image's bilinear resize of the mask to
     the box (taps outside the mask read 0), clipped to the mask's value range, >= 0.5; the part
     of a box outside the image is dropped. The resize is separable, so each mask is
     ``rows @ mask @ cols^T`` with [N, H, m] and [N, W, m] interpolation matrices: every
-    detection's full-size mask in two batched matmuls.
+    detection's full-size mask in two batched matmuls. dtype: the sampling positions'
+    arithmetic (float32 for LiteRT, whose builtin kernels have no float64).
     """
     boxes = tf.cast(boxes, tf.int32)
     rows, row_inside = _interpolation_matrix(boxes[:, 0], boxes[:, 2], tf.shape(masks)[1],
-                                             image_hw[0])
+                                             image_hw[0], dtype)
     cols, col_inside = _interpolation_matrix(boxes[:, 1], boxes[:, 3], tf.shape(masks)[2],
-                                             image_hw[1])
+                                             image_hw[1], dtype)
     values = tf.matmul(tf.matmul(rows, tf.cast(masks, tf.float32)), cols, transpose_b=True)
     # Clipping to the mask's minimum only matters for the threshold when that minimum is >= 0.5
     # (the blend with the zero fill at the box border is raised back to it).
@@ -72,12 +75,13 @@ def paste_masks(masks: tf.Tensor, boxes: tf.Tensor, image_hw: tf.Tensor) -> tf.T
     return tf.transpose(tf.cast(on, tf.uint8), [1, 2, 0])
 
 
-def _interpolation_matrix(start: tf.Tensor, end: tf.Tensor, size: tf.Tensor, out_size: tf.Tensor):
+def _interpolation_matrix(start: tf.Tensor, end: tf.Tensor, size: tf.Tensor, out_size: tf.Tensor,
+                          dtype: tf.DType = tf.float64):
     """Bilinear weights float32[N, out_size, size] from a mask axis of ``size`` to the canvas
     positions ``start`` .. ``end`` (exclusive) of each box, and bool[N, out_size] inside it."""
     length = end - start
-    ratio = tf.cast(size, tf.float64) / tf.cast(tf.maximum(length, 1), tf.float64)
-    position = tf.cast(tf.range(out_size)[None, :] - start[:, None], tf.float64)
+    ratio = tf.cast(size, dtype) / tf.cast(tf.maximum(length, 1), dtype)
+    position = tf.cast(tf.range(out_size)[None, :] - start[:, None], dtype)
     coords = (position + 0.5) * ratio[:, None] - 0.5
     first = tf.floor(coords)
     w1 = coords - first
@@ -85,7 +89,7 @@ def _interpolation_matrix(start: tf.Tensor, end: tf.Tensor, size: tf.Tensor, out
     # One-hot rows by comparison (taps outside the mask give zero rows: the zero fill); not
     # tf.one_hot, whose rank-2 indices tf2onnx cannot convert.
     taps = tf.range(size)[None, None, :]
-    weights = (tf.cast(tf.equal(taps, i0[..., None]), tf.float64) * (1.0 - w1)[..., None]
-               + tf.cast(tf.equal(taps, i0[..., None] + 1), tf.float64) * w1[..., None])
-    inside = (position >= 0) & (position < tf.cast(length, tf.float64)[:, None])
+    weights = (tf.cast(tf.equal(taps, i0[..., None]), dtype) * (1.0 - w1)[..., None]
+               + tf.cast(tf.equal(taps, i0[..., None] + 1), dtype) * w1[..., None])
+    inside = (position >= 0) & (position < tf.cast(length, dtype)[:, None])
     return tf.cast(weights, tf.float32), inside

@@ -93,7 +93,10 @@ def greedy_non_max_suppression(boxes, scores, max_output_size: int, iou_threshol
     empty = float("-inf")
 
     def step(i, remaining, selected):
-        best = ops.cast(ops.argmax(remaining, axis=1), "int32")[:, None]
+        # The first of the best by an integer argmax: Keras's float argmax adds bitwise ops
+        # on TensorFlow that LiteRT's builtin ops (and ONNX) do not have.
+        top = ops.cast(remaining == ops.max(remaining, axis=1, keepdims=True), "int32")
+        best = ops.cast(ops.argmax(top, axis=1), "int32")[:, None]
         found = ops.take_along_axis(remaining, best, axis=1) > empty
         box = ops.take_along_axis(corners, best[:, :, None], axis=1)
         area = ops.take_along_axis(areas, best, axis=1)
