@@ -14,7 +14,8 @@
   instead of CropAndResize and the NMS kernels), float32 where the SavedModel computes in
   float64.
 
-May import: ``mrcnn.geometry``, ``mrcnn.modeling`` and ``mrcnn.config``. Never ``data``,
+May import: ``mrcnn.geometry``, ``mrcnn.modeling``, ``mrcnn.config`` and
+``vision_common.export_writers`` (the LiteRT writer the U-Net and localizer use). Never ``data``,
 ``evaluation`` or ``engine``. The exported files import nothing of ours.
 """
 

@@ -42,8 +42,8 @@ from mrcnn.geometry.imaging import compose_image_meta, resize_image
 from mrcnn.modeling.backend_ops import portable_ops
 from vision_common.export_writers import save_tflite
 
-__all__ = ["FixedMolding", "build_litert_function", "default_size", "plan_molding",
-           "write_litert"]
+__all__ = ["FixedMolding", "build_litert_function", "default_size", "mold_fixed",
+           "plan_molding", "write_litert"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,21 +118,27 @@ def build_litert_function(network: keras.Model, config: Config, plan: FixedMoldi
     window = tf.constant(plan.window, tf.int32)
 
     def detect_image(image):
-        resized = image
-        if plan.resized_hw != plan.image_hw:
-            resized = _resize_bilinear(image, plan.resized_hw[0], plan.resized_hw[1], tf.float32)
-        # Pad the grey levels (int32: LiteRT's PAD has no uint8), then look the molded values
-        # up: black padding becomes -MEAN_PIXEL as in mold_image.
-        levels = tf.pad(tf.cast(resized, tf.int32), [*plan.padding, (0, 0)])
-        molded = tf.gather(tf.constant(plan.pixel_table),
-                           levels * channels + tf.range(channels, dtype=tf.int32))
-        outputs = network({"input_image": molded[None],
+        outputs = network({"input_image": mold_fixed(image, plan, channels),
                            "input_image_meta": tf.constant(plan.image_meta),
                            "input_anchors": tf.constant(plan.anchors)}, training=False)
         return unmold_detections(outputs["detections"][0], outputs["masks"][0], original_hw,
                                  molded_hw, window, dtype=tf.float32)
 
     return detect_image
+
+
+def mold_fixed(image: tf.Tensor, plan: FixedMolding, channels: int) -> tf.Tensor:
+    """uint8[H, W, C] of ``plan.image_hw`` -> the network's input float32[1, Hm, Wm, C]: the
+    resize (float32 arithmetic) when the size needs one, the padding, MEAN_PIXEL/PIXEL_STD."""
+    resized = image
+    if plan.resized_hw != plan.image_hw:
+        resized = _resize_bilinear(image, plan.resized_hw[0], plan.resized_hw[1], tf.float32)
+    # Pad the grey levels (int32: LiteRT's PAD has no uint8), then look the molded values up:
+    # black padding becomes -MEAN_PIXEL as in mold_image.
+    levels = tf.pad(tf.cast(resized, tf.int32), [*plan.padding, (0, 0)])
+    molded = tf.gather(tf.constant(plan.pixel_table),
+                       levels * channels + tf.range(channels, dtype=tf.int32))
+    return molded[None]
 
 
 def write_litert(network: keras.Model, config: Config, path: str | os.PathLike,

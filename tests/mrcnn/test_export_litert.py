@@ -114,6 +114,41 @@ def _assert_agrees(runner, model, images, score_tolerance):
     assert sum(counts) > 0, "the fixture model should detect something"
 
 
+@pytest.mark.parametrize("overrides", [
+    {}, {"PIXEL_STD": [58.4, 57.1, 57.4]}, {"IMAGE_RESIZE_MODE": "pad64"},
+    {"IMAGE_RESIZE_MODE": "square", "IMAGE_MIN_DIM": 48, "IMAGE_MAX_DIM": 128}])
+def test_fixed_size_molding_is_detects_molding(overrides):
+    """No model: the planned window, meta and anchors are mold_inputs' and get_anchors'; the
+    molded pixels are exact without a resize (a lookup table computed in float64) and, with
+    the float32 resize, at most one grey level off on <= 0.5% of noise pixels."""
+    from mrcnn.export.litert import mold_fixed, plan_molding
+    from mrcnn.geometry.anchors import anchors_for_image_shape
+    from mrcnn.geometry.imaging import compose_image_meta, mold_image, resize_image
+
+    config = tiny_config(**overrides)
+    rng = np.random.default_rng(1)
+    sizes = [tuple(int(v) for v in config.IMAGE_SHAPE[:2]), (50, 90), (120, 33)]
+    for size in sizes:
+        image = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+        resized, window, scale, _, _ = resize_image(
+            image, min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
+            min_scale=config.IMAGE_MIN_SCALE, mode=config.IMAGE_RESIZE_MODE)
+        plan = plan_molding(config, size)
+        meta = compose_image_meta(0, image.shape, resized.shape, window, scale,
+                                  np.zeros([config.NUM_CLASSES], np.int32))
+        assert plan.window == tuple(window) and plan.molded_hw == resized.shape[:2]
+        np.testing.assert_array_equal(plan.image_meta[0], meta.astype(np.float32))
+        np.testing.assert_array_equal(plan.anchors, anchors_for_image_shape(config, resized.shape))
+        got = mold_fixed(tf.constant(image), plan, 3)[0].numpy()
+        want = mold_image(resized, config)
+        if scale == 1:
+            np.testing.assert_array_equal(got, want, err_msg=str(size))
+        else:
+            std = np.asarray(config.PIXEL_STD or 1.0)
+            levels = np.abs(got - want) * std
+            assert levels.max() <= 1.0 + 1e-3 and (levels > 1e-3).mean() <= 5e-3, size
+
+
 def test_converts_with_builtin_ops_only_and_runs_in_the_litert_interpreter(litert_export):
     """No SELECT_TF_OPS asked, no Flex op in the file, none of the TensorFlow kernels that
     needed it (CropAndResize, the NMS kernels, TensorList loops); the interpreter runs it."""
