@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
 from collections import OrderedDict
@@ -19,16 +21,12 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from mrcnn.config import Config, ConfigError
-from mrcnn.data.generator import build_rpn_targets, data_generator, load_image_gt
 from mrcnn.data.head_targets import build_detection_targets, generate_random_rois
 from mrcnn.engine import training
-from mrcnn.engine.distribute import build_strategy, input_config
 from mrcnn.engine.download import get_weights_path
 from mrcnn.engine.run_config import write_run_config
-from mrcnn.engine.schedules import StepLearningRate, learning_rate_at, uses_schedule
 from mrcnn.engine.weights import (
     LoadReport,
     assign_weights,
@@ -48,38 +46,6 @@ from mrcnn.geometry.imaging import (
 )
 from mrcnn.modeling import inspection
 from mrcnn.modeling.backbone import BatchNorm
-from mrcnn.modeling.matterport_graph import (
-    apply_box_deltas_graph,
-    batch_pack_graph,
-    build_fpn_mask_graph,
-    build_rpn_model,
-    clip_boxes_graph,
-    conv_block,
-    denorm_boxes_graph,
-    detection_targets_graph,
-    fpn_classifier_graph,
-    identity_block,
-    log2_graph,
-    mrcnn_bbox_loss_graph,
-    mrcnn_class_loss_graph,
-    mrcnn_mask_loss_graph,
-    norm_boxes_graph,
-    overlaps_graph,
-    parse_image_meta_graph,
-    refine_detections_graph,
-    resnet_graph,
-    rpn_bbox_loss_graph,
-    rpn_class_loss_graph,
-    rpn_graph,
-    smooth_l1_loss,
-    trim_zeros_graph,
-)
-from mrcnn.modeling.matterport_layers import (
-    DetectionLayer,
-    DetectionTargetLayer,
-    ProposalLayer,
-    PyramidROIAlign,
-)
 from mrcnn.modeling.network import MaskRCNNNetwork
 from mrcnn.modeling import tiling
 from mrcnn.modeling.postprocess import unmold_boxes, unmold_detections
@@ -88,6 +54,33 @@ from vision_common.first_conv import adapt_first_kernel
 logger = logging.getLogger(__name__)
 
 MODES = ("training", "inference")
+
+# Matterport's names that run on TensorFlow (its graph functions and graph layers, and the
+# Python-generator input over the tf.data pipeline's functions): imported when first used, so
+# that importing this module for inference on another backend needs no TensorFlow.
+TENSORFLOW_NAMES = {
+    "mrcnn.data.generator": ("build_rpn_targets", "data_generator", "load_image_gt"),
+    "mrcnn.modeling.matterport_layers": (
+        "DetectionLayer", "DetectionTargetLayer", "ProposalLayer", "PyramidROIAlign"),
+    "mrcnn.modeling.matterport_graph": (
+        "apply_box_deltas_graph", "batch_pack_graph", "build_fpn_mask_graph", "build_rpn_model",
+        "clip_boxes_graph", "conv_block", "denorm_boxes_graph", "detection_targets_graph",
+        "fpn_classifier_graph", "identity_block", "log2_graph", "mrcnn_bbox_loss_graph",
+        "mrcnn_class_loss_graph", "mrcnn_mask_loss_graph", "norm_boxes_graph", "overlaps_graph",
+        "parse_image_meta_graph", "refine_detections_graph", "resnet_graph",
+        "rpn_bbox_loss_graph", "rpn_class_loss_graph", "rpn_graph", "smooth_l1_loss",
+        "trim_zeros_graph"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """One of Matterport's TensorFlow names (:data:`TENSORFLOW_NAMES`), imported on first use."""
+    module = next((module for module, names in TENSORFLOW_NAMES.items() if name in names), None)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def log(text: str, array: Any = None) -> None:
@@ -112,13 +105,16 @@ class MaskRCNN:
         self.mode = mode
         self.config = config
         self.model_dir = Path(model_dir)
-        self.strategy = build_strategy(config)
+        self.strategy = _build_strategy(config)
         self.keras_model = self.build(mode, config)
         self._layers = weight_layers(self.keras_model.parts)
         # TensorFlow traces prediction into one graph; other backends run the Keras model's
         # own compiled predict step (predict_on_batch: jax.jit on JAX).
-        self._predict = (tf.function(self._predict_batch, reduce_retracing=True)
-                         if keras.backend.backend() == "tensorflow" else None)
+        self._predict = None
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            self._predict = tf.function(self._predict_batch, reduce_retracing=True)
         self.epoch = 0
         self.set_log_dir()
 
@@ -126,8 +122,12 @@ class MaskRCNN:
         """The Keras model (one network for both modes), under this model's strategy."""
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}; expected one of {MODES}")
-        with self.strategy.scope():
+        with self._strategy_scope():
             return MaskRCNNNetwork(config)
+
+    def _strategy_scope(self) -> contextlib.AbstractContextManager:
+        """The tf.distribute strategy's scope on TensorFlow; no scope on other backends."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     # ----------------------------------------------------------------------------------------
     # Logs, checkpoints and weights
@@ -237,9 +237,11 @@ class MaskRCNN:
         yield the batches of :func:`mrcnn.data.pipeline.build_dataset`. layers: heads, 3+, 4+, 5+, all or
         a regex. augmentation: an albumentations pipeline (or an imgaug augmenter).
         """
-        from mrcnn.data.pipeline import build_dataset
-
         _require_tensorflow("train()")
+        from mrcnn.engine.distribute import input_config
+        from mrcnn.engine.schedules import StepLearningRate, learning_rate_at, uses_schedule
+        from mrcnn.engine.training_data import as_tf_dataset, for_replicas
+
         if self.mode != "training":
             raise ValueError("train() needs a model created with mode='training'")
         if epochs <= self.epoch:
@@ -247,19 +249,17 @@ class MaskRCNN:
                            epochs, self.epoch)
         self.set_trainable(layers)
         data_config = input_config(self.config, self.strategy)
-        train_data = _as_tf_dataset(train_dataset, build_dataset, data_config, shuffle=True,
-                                    augmentation=augmentation,
-                                    no_augmentation_sources=no_augmentation_sources,
-                                    repeat_factor_threshold=self.config.REPEAT_FACTOR_THRESHOLD)
+        train_data = as_tf_dataset(train_dataset, data_config, shuffle=True,
+                                   augmentation=augmentation,
+                                   no_augmentation_sources=no_augmentation_sources,
+                                   repeat_factor_threshold=self.config.REPEAT_FACTOR_THRESHOLD)
         val_data = None
         if val_dataset is not None:
-            val_data = _as_tf_dataset(val_dataset, build_dataset, data_config, shuffle=True)
+            val_data = as_tf_dataset(val_dataset, data_config, shuffle=True)
 
-        if self.config.DISTRIBUTION_STRATEGY is not None:
-            # Collective ops (multi_worker) reduce no 8-bit type.
-            mask_dtype = tf.int32 if self.config.DISTRIBUTION_STRATEGY == "multi_worker" \
-                else tf.uint8
-            train_data, val_data = (_for_replicas(d, mask_dtype) if d is not None else None
+        kind = self.config.DISTRIBUTION_STRATEGY
+        if kind is not None:
+            train_data, val_data = (for_replicas(d, kind) if d is not None else None
                                     for d in (train_data, val_data))
         write_run_config(self.log_dir, self.config)  # evaluate/detect/export rebuild it
         callbacks = [
@@ -275,7 +275,7 @@ class MaskRCNN:
             callbacks.insert(1, StepLearningRate(rate, self.config.STEPS_PER_EPOCH, self.log_dir))
         # A fresh optimizer per call, as in Matterport; losses are recomputed from their parts
         # every step, so nothing accumulates across calls.
-        with self.strategy.scope():
+        with self._strategy_scope():
             self._compile(learning_rate)
         logger.info("starting at epoch %d, LR=%s, checkpoints in %s", self.epoch, learning_rate,
                     self.log_dir)
@@ -299,15 +299,15 @@ class MaskRCNN:
         The losses and the L2 weight decay are computed by the network's ``train_step`` (not
         added to the Keras model as in Matterport); ``train`` calls this itself.
         """
-        with self.strategy.scope():
+        with self._strategy_scope():
             self._compile(learning_rate, momentum)
 
     def _compile(self, learning_rate: float, momentum: float | None = None) -> None:
         """A fresh optimizer (Config.OPTIMIZER) with Matterport's clipping, slots built eagerly."""
         # One norm over all gradients, as Keras 2's clipnorm (Matterport) computed it. Over
         # several replicas the network clips their summed gradient itself.
-        clipnorm = (self.config.GRADIENT_CLIP_NORM
-                    if self.strategy.num_replicas_in_sync == 1 else None)
+        replicas = self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+        clipnorm = self.config.GRADIENT_CLIP_NORM if replicas == 1 else None
         if self.config.OPTIMIZER == "adamw":
             optimizer = keras.optimizers.AdamW(learning_rate=learning_rate,
                                                weight_decay=self.config.WEIGHT_DECAY,
@@ -383,6 +383,8 @@ class MaskRCNN:
         and Matterport's frames (see :mod:`mrcnn.modeling.inspection`); each is logged.
         """
         _require_tensorflow("run_graph()")
+        from mrcnn.modeling.run_graph import run_stages
+
         outputs = OrderedDict(outputs)
         missing = [name for name, tensor in outputs.items() if tensor is None]
         if missing:
@@ -394,7 +396,7 @@ class MaskRCNN:
         molded = np.stack([np.asarray(image, dtype=np.float32) for image in molded])
         inputs = {"input_image": molded, "input_image_meta": np.stack(image_metas),
                   "input_anchors": self.get_anchors(molded.shape[1:])}
-        results = inspection.run_stages(self.keras_model, inputs, outputs)
+        results = run_stages(self.keras_model, inputs, outputs)
         for name, value in results.items():
             log(name, value)
         return results
@@ -542,9 +544,9 @@ class MaskRCNN:
         (:mod:`mrcnn.export.litert`). Returns the path.
         Raises ExportError (a ValueError) for a training-mode model or an unexportable config.
         """
+        _require_tensorflow(f"{format} export")
         from mrcnn.export import export_model
 
-        _require_tensorflow(f"{format} export")
         return export_model(self.keras_model, self.config, path, format, mode=self.mode,
                             size=size, quantize=quantize)
 
@@ -552,6 +554,8 @@ class MaskRCNN:
                         anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(detections [B, D, 6], masks [B, D, h, w, C]) for one molded batch, as numpy."""
         if self._predict is not None:
+            import tensorflow as tf
+
             detections, masks = self._predict(tf.constant(images), tf.constant(image_metas),
                                               tf.constant(anchors))
             return detections.numpy(), masks.numpy()
@@ -565,6 +569,18 @@ class MaskRCNN:
             training=False,
         )
         return outputs["detections"], outputs["masks"]
+
+
+def _build_strategy(config: Config) -> Any:
+    """The tf.distribute strategy ``config`` asks for on TensorFlow (the default strategy for
+    None); None on other backends, where DISTRIBUTION_STRATEGY raises ValueError."""
+    if keras.backend.backend() != "tensorflow":
+        if config.DISTRIBUTION_STRATEGY is not None:
+            _require_tensorflow(f"DISTRIBUTION_STRATEGY={config.DISTRIBUTION_STRATEGY!r}")
+        return None
+    from mrcnn.engine.distribute import build_strategy
+
+    return build_strategy(config)
 
 
 def _require_tensorflow(what: str) -> None:
@@ -598,36 +614,14 @@ def _check_image(image: Any, index: int, channels: int) -> np.ndarray:
     return image
 
 
-def _as_tf_dataset(data: Any, build_dataset, config: Config, **kwargs) -> tf.data.Dataset:
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if not hasattr(data, "image_ids") or not hasattr(data, "load_mask"):
-        raise TypeError(f"expected a prepared mrcnn Dataset or a tf.data.Dataset, got "
-                        f"{type(data).__name__}")
-    if len(data.image_ids) == 0:
-        raise ValueError(f"{type(data).__name__} has no images (did you call prepare()?)")
-    return build_dataset(data, config, **kwargs)
-
-
-def _for_replicas(data: tf.data.Dataset, mask_dtype: tf.DType = tf.uint8) -> tf.data.Dataset:
-    """Masks as numbers: Keras averages a first batch over replicas, which bool cannot do."""
-    return data.map(lambda batch: {**batch,
-                                   "input_gt_masks": tf.cast(batch["input_gt_masks"], mask_dtype)})
-
-
-# Matterport's public names (mrcnn/model.py); most live in the stage modules and are re-exported.
+# Matterport's public names (mrcnn/model.py): those defined or re-exported above, and
+# TENSORFLOW_NAMES.
 __all__ = [
-    "MODES", "BatchNorm", "DetectionLayer", "DetectionTargetLayer", "MaskRCNN", "ProposalLayer",
-    "PyramidROIAlign", "apply_box_deltas_graph", "batch_pack_graph", "build_detection_targets",
-    "build_fpn_mask_graph", "build_rpn_model", "build_rpn_targets", "clip_boxes_graph",
-    "compose_image_meta", "compute_backbone_shapes", "conv_block", "data_generator",
-    "denorm_boxes_graph", "detection_targets_graph", "fpn_classifier_graph",
-    "generate_random_rois", "identity_block", "load_image_gt", "log", "log2_graph",
-    "mold_image", "mrcnn_bbox_loss_graph", "mrcnn_class_loss_graph", "mrcnn_mask_loss_graph",
-    "norm_boxes_graph", "overlaps_graph", "parse_image_meta", "parse_image_meta_graph",
-    "refine_detections_graph", "resnet_graph", "rpn_bbox_loss_graph", "rpn_class_loss_graph",
-    "rpn_graph", "smooth_l1_loss", "trim_zeros_graph", "unmold_image",
+    "MODES", "BatchNorm", "MaskRCNN", "build_detection_targets", "compose_image_meta",
+    "compute_backbone_shapes", "generate_random_rois", "log", "mold_image", "parse_image_meta",
+    "unmold_image",
 ]
+__all__ += [name for names in TENSORFLOW_NAMES.values() for name in names]
 
 
 def _instances(detected: tuple, shape: Sequence[int], origin: tuple[int, int],

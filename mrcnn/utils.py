@@ -2,8 +2,11 @@
 
 ``from mrcnn import utils`` then ``utils.Dataset``, ``utils.compute_ap``,
 ``utils.extract_bboxes``, ``utils.resize_image`` ... work as with Matterport's code.
-This module has no logic of its own.
+This module has no logic of its own; its two TensorFlow graph functions (``batch_slice``,
+``box_refinement_graph``) are imported when first used, so the rest needs no TensorFlow.
 """
+
+import importlib
 
 from mrcnn.data.dataset import Dataset, DatasetError
 from mrcnn.data.head_targets import mold_mask
@@ -43,16 +46,25 @@ from mrcnn.geometry.imaging import (
     unmold_image,
     unmold_mask,
 )
-from mrcnn.modeling.matterport_graph import batch_slice, box_refinement_graph
+
+TENSORFLOW_NAMES = ("batch_slice", "box_refinement_graph")  # in mrcnn.modeling.matterport_graph
+
+
+def __getattr__(name: str):
+    """``batch_slice`` or ``box_refinement_graph`` (TensorFlow), imported on first use."""
+    if name not in TENSORFLOW_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("mrcnn.modeling.matterport_graph"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "COCO_MODEL_URL",
     "Dataset",
     "DatasetError",
     "apply_box_deltas",
-    "batch_slice",
     "box_refinement",
-    "box_refinement_graph",
     "compose_image_meta",
     "compute_ap",
     "compute_ap_range",
@@ -81,3 +93,4 @@ __all__ = [
     "unmold_image",
     "unmold_mask",
 ]
+__all__ += TENSORFLOW_NAMES

@@ -6,7 +6,8 @@
 - ``run_config``: the run folder's ``config.json``; ``best_checkpoint``: the run's
   ``mask_rcnn_<name>_best.h5``; ``schedules``: learning-rate schedules and their callback;
   ``json_files``: JSON written atomically.
-- ``distribute``: ``tf.distribute`` strategies from ``Config.DISTRIBUTION_STRATEGY``.
+- ``distribute``: ``tf.distribute`` strategies from ``Config.DISTRIBUTION_STRATEGY``;
+  ``training_data``: the ``tf.data`` input of ``MaskRCNN.train()``.
 - ``weights``: Matterport-layout ``.h5`` read/write by layer name; ``pretrained`` and
   ``download``: COCO / ImageNet weights, fetched once and cached.
 

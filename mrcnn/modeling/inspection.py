@@ -9,7 +9,8 @@ symbolic tensor that ``run_graph`` evaluated. Our stages run eagerly (see
   KerasTensor for layers of the sub-models (``res4a_out``, ``fpn_p2``, ``mrcnn_class``, ...);
 - ``ancestor(tensor, "ROI/pre_nms_anchors:0")`` walks :data:`STAGE_PARENTS` as Matterport walked
   the TensorFlow graph, and returns a :class:`GraphTensor` (or None);
-- :func:`run_stages` evaluates any mix of them for one batch and returns numpy arrays.
+- :func:`mrcnn.modeling.run_graph.run_stages` evaluates any mix of them for one batch and
+  returns numpy arrays (on TensorFlow).
 
 Every value has the batch axis first, in Matterport's frame: proposals and head outputs per ROI
 ``[B, N, ...]``, anchors ``[B, A, 4]`` normalized. The one exception is Matterport's own:
@@ -20,14 +21,11 @@ Every value has the batch axis first, in Matterport's frame: proposals and head 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 _PYRAMID = tuple(f"fpn_p{level}" for level in range(2, 7))
 
@@ -59,7 +57,7 @@ STAGE_PARENTS: dict[str, tuple[str, ...]] = {
 GRAPH_STAGES = frozenset({"input_image_meta", "input_anchors", "anchors", "rpn_class_logits",
                           "rpn_class", "rpn_bbox", "ROI", "roi_align_classifier",
                           "roi_align_mask", "mrcnn_detection"})
-_ALIASES = {"anchors": "input_anchors"}
+STAGE_ALIASES = {"anchors": "input_anchors"}
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ class GraphStage:
 
     @property
     def output(self) -> GraphTensor:
-        return GraphTensor(_ALIASES.get(self.name, self.name))
+        return GraphTensor(STAGE_ALIASES.get(self.name, self.name))
 
     def __getattr__(self, attribute: str) -> Any:
         layer = self.__dict__.get("layer")
@@ -139,77 +137,6 @@ def find_trainable_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
     while isinstance(layer, keras.layers.Wrapper):
         layer = layer.layer
     return layer
-
-
-def run_stages(network, inputs: Mapping[str, np.ndarray],
-               requests: Mapping[str, Any]) -> OrderedDict[str, np.ndarray]:
-    """Evaluate the requested tensors for one batch: name -> numpy array, in request order.
-
-    network: a MaskRCNNNetwork. inputs: ``input_image`` float32[B, H, W, C] (molded),
-    ``input_image_meta`` [B, META] and ``input_anchors`` [A, 4] normalized. requests: name ->
-    a GraphTensor, a KerasTensor of a sub-model's layer (``get_layer("res4a_out").output``), or
-    a stage name.
-    """
-    tensors = {name: tf.constant(np.asarray(value, dtype=np.float32))
-               for name, value in inputs.items()}
-    stages = {**network.inference_stages(tensors), "input_image": tensors["input_image"],
-              "input_image_meta": tensors["input_image_meta"],
-              "input_anchors": tf.broadcast_to(tensors["input_anchors"],
-                                               [tf.shape(tensors["input_image"])[0],
-                                                *tensors["input_anchors"].shape])}
-    owners = _layer_outputs(network)
-    results: OrderedDict[str, np.ndarray] = OrderedDict()
-    for name, tensor in requests.items():
-        results[name] = np.asarray(_evaluate(name, tensor, network, stages, owners))
-    return results
-
-
-def _evaluate(name: str, tensor: Any, network, stages: dict, owners: dict):
-    if isinstance(tensor, str):
-        tensor = GraphTensor(_ALIASES.get(tensor, tensor))
-    if isinstance(tensor, GraphTensor):
-        if tensor.stage not in stages:
-            raise ValueError(f"run_graph: {name!r} asks for {tensor.name}, not a tensor of "
-                             f"inference; known: {sorted(stages)}")
-        if tensor.stage == "ROI/rpn_non_max_suppression":  # Matterport's: image 0's NMS op
-            kept = stages[tensor.stage][0]
-            return tf.boolean_mask(kept, kept >= 0)
-        return stages[tensor.stage]
-    if id(tensor) not in owners:
-        raise TypeError(f"run_graph: {name!r} is a {type(tensor).__name__}; expected "
-                        "keras_model.get_layer(...).output, model.ancestor(...) or a stage name")
-    part, layer = owners[id(tensor)]
-    if layer.name in stages:
-        return stages[layer.name]
-    return _sub_model_output(part, tensor, network, stages, name)
-
-
-def _sub_model_output(part: keras.Model, tensor, network, stages: dict, name: str):
-    """A layer inside a sub-model, fed with what that sub-model receives during inference."""
-    probe = keras.Model(part.inputs, tensor)
-    if part is network.backbone:
-        return probe(stages["input_image"], training=False)
-    if part is network.fpn:
-        return probe(network.backbone(stages["input_image"], training=False), training=False)
-    pooled = {network.classifier_head: "roi_align_classifier",
-              network.mask_head: "roi_align_mask"}.get(part)
-    if pooled is None:
-        raise ValueError(f"run_graph: {name!r} is inside {part.name}, which runs once per "
-                         "pyramid level; ask for rpn_class, rpn_bbox or rpn_class_logits")
-    rois = stages[pooled]
-    flat = probe(tf.reshape(rois, [-1, *rois.shape[2:]]), training=False)
-    return tf.reshape(flat, [tf.shape(rois)[0], tf.shape(rois)[1], *flat.shape[1:]])
-
-
-def _layer_outputs(network) -> dict[int, tuple[keras.Model, keras.layers.Layer]]:
-    """id(KerasTensor) -> (sub-model, layer) for every single-output layer of the sub-models."""
-    owners = {}
-    for part in network.parts:
-        for layer in part.layers:
-            output = layer.output
-            if not isinstance(output, (list, tuple)):
-                owners[id(output)] = (part, layer)
-    return owners
 
 
 def array_summary(text: str, array: Any = None) -> str:

@@ -1,34 +1,34 @@
 """The Mask R-CNN network: builds every stage from a Config and runs training and inference.
 
 This is the one place that reads the Config; it passes explicit arguments to the layers.
-Training losses are computed in ``train_step`` and reported under Matterport's names.
+Training losses are computed in ``train_step`` and reported under Matterport's names; the
+training graph is TensorFlow's still (:mod:`mrcnn.modeling.training_step`, imported when the
+network trains), so inference imports no TensorFlow on another backend.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from mrcnn.config import BACKBONE_STAGE_BLOCKS, LOSS_NAMES, Config
 from mrcnn.geometry.anchors import anchors_for_image_shape
-from mrcnn.modeling import box_ops, inspection, losses
+from mrcnn.modeling import box_ops, inspection
 from mrcnn.modeling.backbone import build_resnet
 from mrcnn.modeling.detection import DetectionLayer
-from mrcnn.modeling.detection_targets import DetectionTargetLayer
 from mrcnn.modeling.fpn import build_fpn
 from mrcnn.modeling.heads import build_classifier_head, build_mask_head
 from mrcnn.modeling.proposal import ProposalLayer
 from mrcnn.modeling.roi_align import PyramidROIAlign
 from mrcnn.modeling.rpn import build_rpn_model, run_rpn
 
-# Offsets into the image_meta vector (see mrcnn.geometry.imaging.compose_image_meta).
+# Offset into the image_meta vector (see mrcnn.geometry.imaging.compose_image_meta).
 META_WINDOW = slice(7, 11)
-META_ACTIVE_CLASSES = slice(12, None)
 
 
 class MaskRCNNNetwork(keras.Model):
@@ -75,11 +75,9 @@ class MaskRCNNNetwork(keras.Model):
                                                 name="ROI_training", **proposal_args)
         self.inference_proposals = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, name="ROI",
                                                  **proposal_args)
-        self.detection_targets = DetectionTargetLayer(
-            config.TRAIN_ROIS_PER_IMAGE, config.ROI_POSITIVE_RATIO,
-            np.ravel(config.BBOX_STD_DEV).tolist(), config.MASK_SHAPE, config.USE_MINI_MASK,
-            name="proposal_targets",
-        )
+        # ROI sampling for training is TensorFlow code still: other backends only detect.
+        self.detection_targets = (_build_detection_targets(config)
+                                  if keras.backend.backend() == "tensorflow" else None)
         self.detection = DetectionLayer(
             config.DETECTION_MAX_INSTANCES, config.DETECTION_MIN_CONFIDENCE,
             config.DETECTION_NMS_THRESHOLD, np.ravel(config.BBOX_STD_DEV).tolist(),
@@ -94,8 +92,11 @@ class MaskRCNNNetwork(keras.Model):
         # backends compile the whole prediction (MaskRCNN.detect).
         jit_compile = keras.backend.backend() == "tensorflow" and (
             config.MIXED_PRECISION is None if config.JIT_COMPILE is None else config.JIT_COMPILE)
-        self._inference_trunk = (tf.function(self._trunk_outputs, jit_compile=True)
-                                 if jit_compile else self._trunk_outputs)
+        self._inference_trunk = self._trunk_outputs
+        if jit_compile:
+            import tensorflow as tf
+
+            self._inference_trunk = tf.function(self._trunk_outputs, jit_compile=True)
         self.loss_weights = {name: float(config.LOSS_WEIGHTS[name]) for name in LOSS_NAMES}
         self.class_loss_weights = (None if config.CLASS_LOSS_WEIGHTS is None else
                                    ops.convert_to_tensor(config.CLASS_LOSS_WEIGHTS, "float32"))
@@ -105,7 +106,8 @@ class MaskRCNNNetwork(keras.Model):
         # hold no weights: the whole network is built (Keras checks this before distributing).
         for layer in (self.roi_align_classifier, self.roi_align_mask, self.training_proposals,
                       self.inference_proposals, self.detection_targets, self.detection):
-            layer.built = True
+            if layer is not None:
+                layer.built = True
         self.built = True
 
     # ----------------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ class MaskRCNNNetwork(keras.Model):
         stages = self.inference_stages(inputs)
         return {"detections": stages["mrcnn_detection"], "masks": stages["mrcnn_mask"]}
 
-    def inference_stages(self, inputs) -> dict[str, tf.Tensor]:
+    def inference_stages(self, inputs) -> dict[str, Any]:
         """Every named intermediate of inference, keyed by Matterport's layer/tensor names.
 
         Takes the inputs of ``call``. Returns ``fpn_p2`` .. ``fpn_p6``, ``rpn_class_logits``,
@@ -214,71 +216,18 @@ class MaskRCNNNetwork(keras.Model):
                          f"{[part.name for part in self.parts]}")
 
     # ----------------------------------------------------------------------------------------
-    # Training
-    def compute_losses(self, batch, training: bool) -> dict[str, tf.Tensor]:
+    # Training (TensorFlow: mrcnn.modeling.training_step, imported on the first step)
+    def compute_losses(self, batch, training: bool) -> dict[str, Any]:
         """The five unweighted losses for one training batch (Matterport's names)."""
-        images = batch["input_image"]
-        image_shape = tf.shape(images)[1:3]
-        # Not XLA-compiled: on CPU its gradient ran slower (2.8 s vs 2.4 s per 512 px step).
-        pyramid, (rpn_logits, rpn_probs, rpn_deltas) = self._trunk_outputs(images, training)
-        # Variable-size batches (pad64 / none) bring their shape's anchors, one copy per image.
-        anchors = (batch["input_anchors"][0] if "input_anchors" in batch
-                   else self.training_anchors)
-        proposals = self.training_proposals(rpn_probs, rpn_deltas, anchors)
-        gt_boxes = box_ops.norm_boxes(batch["input_gt_boxes"], image_shape)
-        rois, target_class_ids, target_deltas, target_masks = self.detection_targets(
-            proposals, batch["input_gt_class_ids"], gt_boxes, batch["input_gt_masks"]
-        )
-        _, (logits, _, deltas) = self._classify(rois, image_shape, pyramid[:4], training)
-        # The mask head runs on the real positives only (as in torchvision), not on every slot
-        # reserved for them: it is the costliest head, and most slots are padding.
-        positives = tf.where(target_class_ids[:, :self.detection_targets.max_positives] > 0)
-        pooled = self.roi_align_mask(tf.gather_nd(rois, positives), image_shape, pyramid[:4],
-                                     box_batch_index=tf.cast(positives[:, 0], tf.int32))
-        masks = tf.cond(  # no positives: no batch for the mask head's BatchNorm statistics
-            tf.shape(pooled)[0] > 0,
-            lambda: tf.cast(self.mask_head(pooled, training=training), tf.float32),
-            lambda: tf.zeros([0, *self.config.MASK_SHAPE, self.config.NUM_CLASSES]),
-        )
-        valid_rois = tf.reduce_any(tf.not_equal(rois, 0.0), axis=-1)
-        active = batch["input_image_meta"][:, META_ACTIVE_CLASSES]
-        return {
-            "rpn_class_loss": losses.rpn_class_loss(batch["input_rpn_match"], rpn_logits),
-            "rpn_bbox_loss": losses.rpn_bbox_loss(batch["input_rpn_bbox"], batch["input_rpn_match"],
-                                                  rpn_deltas),
-            "mrcnn_class_loss": losses.mrcnn_class_loss(target_class_ids, logits, active, valid_rois,
-                                                        self.class_loss_weights),
-            "mrcnn_bbox_loss": losses.mrcnn_bbox_loss(target_deltas, target_class_ids, deltas),
-            "mrcnn_mask_loss": losses.mrcnn_mask_loss(tf.gather_nd(target_masks, positives),
-                                                      tf.gather_nd(target_class_ids, positives),
-                                                      masks),
-        }
+        from mrcnn.modeling import training_step
 
-    def weight_decay_loss(self) -> tf.Tensor:
-        """Matterport's L2: WEIGHT_DECAY * mean(w**2) summed over weights, BN gamma/beta excluded.
+        return training_step.compute_losses(self, batch, training)
 
-        None (0) with OPTIMIZER="adamw": its weight decay is decoupled, in the optimizer.
-        """
-        terms = [
-            tf.reduce_mean(tf.square(tf.cast(v, tf.float32)))
-            for v in self.trainable_variables
-            if v.name not in ("gamma", "beta")
-        ]
-        if not terms or self.config.OPTIMIZER == "adamw":
-            return tf.constant(0.0)
-        return self.config.WEIGHT_DECAY * tf.add_n(terms)
+    def weight_decay_loss(self) -> Any:
+        """Matterport's L2 weight decay over the trainable weights (0 with OPTIMIZER="adamw")."""
+        from mrcnn.modeling import training_step
 
-    def _total(self, parts: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        decay = self.weight_decay_loss()
-        total = tf.add_n([self.loss_weights[n] * parts[n] for n in LOSS_NAMES]) + decay
-        return total, decay
-
-    def _update_trackers(self, total, decay, parts):
-        self.trackers["loss"].update_state(total)
-        self.trackers["weight_decay_loss"].update_state(decay)
-        for name in LOSS_NAMES:
-            self.trackers[name].update_state(parts[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return training_step.weight_decay_loss(self)
 
     @contextlib.contextmanager
     def traced_without_xla(self) -> Iterator[None]:
@@ -291,41 +240,25 @@ class MaskRCNNNetwork(keras.Model):
             self._inference_trunk = compiled
 
     def train_step(self, data):
-        with tf.GradientTape() as tape:
-            parts = self.compute_losses(data, training=True)
-            total, decay = self._total(parts)
-            # Under tf.distribute the replicas' gradients are summed: scale to their mean.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(total / tf.cast(replicas, total.dtype))
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        pairs = [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
-        if replicas > 1:
-            pairs = self._clip_across_replicas(pairs, replicas)
-        self.optimizer.apply_gradients(pairs)
-        results = self._update_trackers(total, decay, parts)
-        results["learning_rate"] = tf.cast(self.optimizer.learning_rate, tf.float32)
-        return results
+        from mrcnn.modeling import training_step
 
-    def _clip_across_replicas(self, pairs, replicas: int) -> list:
-        """Clip the replicas' summed gradient by its global norm, as one device would.
-
-        Keras clips each replica's part before summing them, which multiplies the effective
-        clip norm by the replica count. Each replica returns 1/replicas of the clipped sum, so
-        the optimizer's own cross-replica sum applies it once.
-        """
-        summed = tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
-        clip_norm = self.config.GRADIENT_CLIP_NORM
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            clip_norm = clip_norm * self.optimizer.dynamic_scale  # gradients are still scaled
-        clipped, _ = tf.clip_by_global_norm(summed, clip_norm)
-        return [(g / replicas, v) for g, (_, v) in zip(clipped, pairs, strict=True)]
+        return training_step.train_step(self, data)
 
     def test_step(self, data):
-        parts = self.compute_losses(data, training=False)
-        total, decay = self._total(parts)
-        return self._update_trackers(total, decay, parts)
+        from mrcnn.modeling import training_step
+
+        return training_step.test_step(self, data)
+
+
+def _build_detection_targets(config: Config) -> keras.layers.Layer:
+    """Training's DetectionTargetLayer (TensorFlow ops) from ``config``."""
+    from mrcnn.modeling.detection_targets import DetectionTargetLayer
+
+    return DetectionTargetLayer(
+        config.TRAIN_ROIS_PER_IMAGE, config.ROI_POSITIVE_RATIO,
+        np.ravel(config.BBOX_STD_DEV).tolist(), config.MASK_SHAPE, config.USE_MINI_MASK,
+        name="proposal_targets",
+    )
 
 
 @contextlib.contextmanager

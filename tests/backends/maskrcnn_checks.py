@@ -3,17 +3,20 @@ written on TensorFlow, loaded by name here, detect what they detected there.
 
 ``write_reference(folder)`` (TensorFlow) builds the tiny inference model, tempers its random
 heads (so scores spread out instead of saturating at 1.0 and boxes keep a size), saves them as
-``mask_rcnn.h5`` (Matterport's layout) and the ``detect()`` results on ``make_images()`` as
-``detections.npz``. ``check_detections(folder)`` builds the same model on this backend, loads
-the ``.h5`` with ``by_name=True``, detects and reports the differences, and what
-``train``, ``run_graph`` and ``export`` (TensorFlow only still) say when called here. Run as a script it
-prints that report as one JSON line (``{"error": traceback}`` when a step failed)::
+``mask_rcnn.h5`` (Matterport's layout) and the ``detect()`` results of ``detect_all()`` (the
+images of ``make_images()``, and the wide one in tiles) as ``detections.npz``.
+``check_detections(folder)`` builds the same model on this backend, loads the ``.h5`` with
+``by_name=True``, detects and reports the differences, whether TensorFlow could be imported
+here, and what ``train``, ``run_graph`` and ``export`` (TensorFlow only still) say when called
+here. Run as a script it prints that report as one JSON line (``{"error": traceback}`` when a
+step failed)::
 
     KERAS_BACKEND=jax python tests/backends/maskrcnn_checks.py FOLDER
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import tempfile
@@ -29,6 +32,9 @@ TEMPER = {"mrcnn_class_logits": 0.1, "mrcnn_bbox_fc": 0.1, "rpn_class_raw": 0.05
           "rpn_bbox_pred": 0.1}
 MIN_CONFIDENCE = 0.35
 IMAGE_NAMES = ("square", "wide", "blank")
+# detect_all()'s results: each image, and the wide one in tiles of TILE_SIZE px.
+TILE_SIZE = 32
+DETECTION_NAMES = (*IMAGE_NAMES, "wide_tiled")
 
 
 def build_model():
@@ -57,20 +63,28 @@ def make_images() -> list[np.ndarray]:
     return [*images, np.full((64, 64, 3), 128, np.uint8)]
 
 
+def detect_all(model) -> dict[str, dict]:
+    """``detect()`` of each of ``make_images()`` and of the wide one in tiles, by name."""
+    images = make_images()
+    results = dict(zip(IMAGE_NAMES, model.detect(images), strict=True))
+    results["wide_tiled"] = model.detect([images[1]], tile_size=TILE_SIZE)[0]
+    return results
+
+
 def _temper(model) -> None:
     for name, factor in TEMPER.items():
         layer = model.keras_model.get_layer(name)
         layer.set_weights([w * factor for w in layer.get_weights()])
 
 
-def write_reference(folder: Path) -> list[dict]:
+def write_reference(folder: Path) -> dict[str, dict]:
     """Writes ``mask_rcnn.h5`` and ``detections.npz``; returns the detections."""
     model = build_model()
     _temper(model)
     model.save_weights(folder / "mask_rcnn.h5")
-    results = model.detect(make_images())
+    results = detect_all(model)
     np.savez(folder / "detections.npz",
-             **{f"{name}/{key}": value for name, result in zip(IMAGE_NAMES, results, strict=True)
+             **{f"{name}/{key}": np.asarray(value) for name, result in results.items()
                 for key, value in result.items()})
     return results
 
@@ -99,13 +113,14 @@ def check_detections(folder: Path) -> dict:
     model = build_model()
     loaded = model.load_weights(folder / "mask_rcnn.h5", by_name=True)
     reference = np.load(folder / "detections.npz")
-    results = model.detect(make_images())
+    results = detect_all(model)
     return {
         "backend": keras.backend.backend(),
+        "tensorflow_importable": importlib.util.find_spec("tensorflow") is not None,
         "unused_layers": list(loaded.unused),
         "refusals": _refusals(model, folder),
         "images": {name: compare({key: reference[f"{name}/{key}"] for key in result}, result)
-                   for name, result in zip(IMAGE_NAMES, results, strict=True)},
+                   for name, result in results.items()},
     }
 
 
