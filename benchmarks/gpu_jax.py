@@ -32,7 +32,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from maskrcnn_vs_torchvision import (  # noqa: E402
-    TRAIN_CLASSES, _our_config, _shapes_image, _timed, _torchvision_model)
+    TRAIN_CLASSES,
+    _our_config,
+    _shapes_image,
+    _timed,
+    _torchvision_model,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_jax.json"

@@ -39,15 +39,14 @@ from mrcnn.geometry.imaging import (
     compose_image_meta,
     crop_mask,
     mold_image,
-    paste_masks,
     parse_image_meta,
+    paste_masks,
     resize_image,
     unmold_image,
 )
-from mrcnn.modeling import inspection
+from mrcnn.modeling import inspection, tiling
 from mrcnn.modeling.backbone import BatchNorm
 from mrcnn.modeling.network import MaskRCNNNetwork
-from mrcnn.modeling import tiling
 from mrcnn.modeling.postprocess import unmold_boxes, unmold_detections
 from vision_common.first_conv import adapt_first_kernel
 
@@ -517,7 +516,8 @@ class MaskRCNN:
             chunk = tiles[start:start + batch]
             crops = [image[y1:y2, x1:x2] for y1, x1, y2, x2 in chunk]
             for source, (y1, x1, _, _), crop, detected in zip(
-                    range(start, start + batch), chunk, crops, self._detect_unpasted(crops)):
+                    range(start, start + len(chunk)), chunk, crops, self._detect_unpasted(crops),
+                    strict=True):
                 instances.extend(_instances(detected, crop.shape, (y1, x1), source))
         if whole_image:
             instances.extend(_instances(self._detect_unpasted([image])[0], image.shape, (0, 0),

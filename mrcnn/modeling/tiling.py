@@ -15,9 +15,9 @@ bool[H, W, N] would take 24 GB).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -180,7 +180,7 @@ class InstanceMasks:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         dense = np.zeros(self.shape, dtype=bool)
-        for index, ((y1, x1, y2, x2), crop) in enumerate(zip(self._boxes, self._crops)):
+        for index, ((y1, x1, y2, x2), crop) in enumerate(zip(self._boxes, self._crops, strict=True)):
             dense[y1:y2, x1:x2, index] = crop
         return dense if dtype is None else dense.astype(dtype)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrcnn.modeling.tiling import InstanceMasks, Instance, merge_instances, tile_grid
+from mrcnn.modeling.tiling import Instance, InstanceMasks, merge_instances, tile_grid
 
 
 @settings(max_examples=200, deadline=None)
@@ -23,9 +23,9 @@ def test_tiles_cover_the_image_inside_its_bounds_with_the_asked_overlap(height, 
         assert (y2 - y1, x2 - x1) == (min(tile, height), min(tile, width))
         covered[y1:y2, x1:x2] += 1
     assert covered.min() >= 1
-    for axis, length in ((0, height), (1, width)):
+    for axis in (0, 1):
         starts = sorted({t[axis] for t in tiles})
-        for before, after in zip(starts, starts[1:]):
+        for before, after in zip(starts, starts[1:], strict=False):
             assert tile - (after - before) >= int(tile * overlap)  # shared pixels of neighbours
 
 
@@ -108,7 +108,7 @@ def test_instance_masks_index_like_the_dense_array_they_stand_for():
     crops = [rng.random((y2 - y1, x2 - x1)) > 0.5 for y1, x1, y2, x2 in boxes]
     masks = InstanceMasks(10, 12, boxes, crops)
     dense = np.zeros((10, 12, 3), bool)
-    for i, ((y1, x1, y2, x2), crop) in enumerate(zip(boxes, crops)):
+    for i, ((y1, x1, y2, x2), crop) in enumerate(zip(boxes, crops, strict=True)):
         dense[y1:y2, x1:x2, i] = crop
     assert masks.shape == dense.shape and masks.dtype == bool
     np.testing.assert_array_equal(np.asarray(masks), dense)
