@@ -1,7 +1,8 @@
 """Matterport's Python-generator input API (``load_image_gt``, ``build_rpn_targets``,
-``data_generator``) on our pipeline functions.
+``data_generator``) on our numpy sample functions (:mod:`mrcnn.data.ground_truth`).
 
-Training uses :func:`mrcnn.data.pipeline.build_dataset` (``tf.data``); these exist so code and
+Training uses :func:`mrcnn.data.pipeline.build_dataset` (``tf.data``) or
+:class:`mrcnn.data.py_loader.TrainingBatches`; these exist so code and
 notebooks written for Matterport's ``mrcnn.model`` run unchanged, with its signatures and its
 outputs. The generator yields Matterport's ``(inputs, outputs)`` lists.
 """
@@ -15,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from mrcnn.data import anchor_targets, pipeline
+from mrcnn.data import anchor_targets, ground_truth
 from mrcnn.data.augment import is_albumentations
 from mrcnn.data.head_targets import build_detection_targets, generate_random_rois
+from mrcnn.data.skipped_samples import SKIPPABLE_ERRORS
 from mrcnn.geometry.anchors import anchors_for_image_shape
 
 logger = logging.getLogger(__name__)
@@ -35,8 +37,8 @@ def load_image_gt(dataset, config, image_id: int, augment: bool = False, augment
     config.USE_MINI_MASK, as in Matterport). augment: deprecated, a 50% horizontal flip.
     augmentation: albumentations or imgaug.
     """
-    return pipeline.load_image_gt(dataset, _with_mini_mask(config, use_mini_mask), image_id,
-                                  _augmentation(augment, augmentation))
+    return ground_truth.load_image_gt(dataset, _with_mini_mask(config, use_mini_mask), image_id,
+                                      _augmentation(augment, augmentation))
 
 
 def build_rpn_targets(image_shape: Sequence[int], anchors: np.ndarray, gt_class_ids: np.ndarray,
@@ -80,9 +82,9 @@ def data_generator(dataset, config, shuffle: bool = True, augment: bool = False,
         augment_this = None if dataset.image_info[image_id]["source"] in skip_sources \
             else augmentation
         try:
-            sample = pipeline.build_training_sample(dataset, config, image_id, anchors,
-                                                    augment_this)
-        except pipeline.SKIPPABLE_ERRORS as error:
+            sample = ground_truth.build_training_sample(dataset, config, image_id, anchors,
+                                                        augment_this)
+        except SKIPPABLE_ERRORS as error:
             errors += 1
             logger.warning("error processing image %s: %s", dataset.image_info[image_id], error)
             if errors > MAX_LOAD_ERRORS:
@@ -103,7 +105,7 @@ def data_generator(dataset, config, shuffle: bool = True, augment: bool = False,
 
 def _sample_lists(sample: dict, config, random_rois: int, detection_targets: bool) -> list:
     """One sample's arrays in Matterport's input order (plus its targets when asked)."""
-    arrays = [sample[name] for name in pipeline.INPUT_NAMES]
+    arrays = [sample[name] for name in ground_truth.INPUT_NAMES]
     if not random_rois:
         return arrays
     count = int(np.sum(sample["input_gt_class_ids"] != 0))

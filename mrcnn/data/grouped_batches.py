@@ -7,15 +7,16 @@ right to the batch's largest height and width, rounded up to a multiple of 64 (t
 stride: Matterport's pad64 rule). Padding only adds rows and columns after the image, so its
 window and boxes keep their pixel coordinates; the image_meta's image_shape becomes the padded
 shape. "square" and "crop" give every image IMAGE_SHAPE and are batched as before.
+Numpy only: the ``tf.data`` pipeline groups with ``group_by_window``, the ``PyDataset`` loader
+with :func:`group_stream`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -88,23 +89,6 @@ def pad_ground_truth(ground_truth: tuple, height: int, width: int, full_masks: b
     return image, image_meta, class_ids, boxes, masks
 
 
-def group_into_batches(samples: tf.data.Dataset, groups: np.ndarray,
-                       batch_size: int) -> tf.data.Dataset:
-    """(counter, image_id) elements -> batches (counters int64[B], image_ids int64[B]) whose
-    images share an aspect group.
-
-    groups: int[max_image_id + 1], the group of each image id. As torchvision's
-    GroupedBatchSampler: elements wait in their group's buffer and a batch is emitted when a
-    group has ``batch_size``; a finite stream drops each group's incomplete rest.
-    """
-    table = tf.constant(np.asarray(groups, dtype=np.int64))
-    return samples.group_by_window(
-        key_func=lambda counter, image_id: tf.gather(table, image_id),
-        reduce_func=lambda _, window: window.batch(batch_size, drop_remainder=True),
-        window_size=batch_size,
-    )
-
-
 def groups_by_image_id(dataset, k: int = 0) -> np.ndarray:
     """int[max_image_id + 1]: the aspect group of each image of ``dataset`` (logged once)."""
     image_ids = np.asarray(dataset.image_ids, dtype=np.int64)
@@ -117,18 +101,20 @@ def groups_by_image_id(dataset, k: int = 0) -> np.ndarray:
     return by_id
 
 
-def batch_signature(sample_specs: dict[str, tf.TensorSpec], batch_size: int,
-                    full_masks: bool) -> dict[str, tf.TensorSpec]:
-    """Shapes of a padded batch: the per-sample ``sample_specs`` with a batch axis, image height
-    and width (and anchor count, and full masks' size) left free, plus ``input_anchors``
-    float32[B, A, 4], the batch shape's anchors, normalized."""
-    free = {"input_image": (0, 1), "input_rpn_match": (0,),
-            "input_gt_masks": (0, 1) if full_masks else ()}
-    specs = {}
-    for name, spec in sample_specs.items():
-        shape = list(spec.shape)
-        for axis in free.get(name, ()):
-            shape[axis] = None
-        specs[name] = tf.TensorSpec([batch_size, *shape], spec.dtype)
-    specs["input_anchors"] = tf.TensorSpec([batch_size, None, 4], tf.float32)
-    return specs
+def group_stream(stream: Iterable[tuple[int, int]], groups: np.ndarray,
+                 batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(counter, image_id) elements -> batches (counters int64[B], image_ids int64[B]) whose
+    images share an aspect group: torchvision's GroupedBatchSampler, as the ``tf.data``
+    pipeline's ``group_by_window``. Each element waits in its group's buffer and a batch is
+    emitted when a group has ``batch_size``; a finite stream drops each group's incomplete rest.
+
+    groups: int[max_image_id + 1], the group of each image id.
+    """
+    waiting: dict[int, list[tuple[int, int]]] = {}
+    for counter, image_id in stream:
+        buffer = waiting.setdefault(int(groups[image_id]), [])
+        buffer.append((counter, image_id))
+        if len(buffer) == batch_size:
+            counters, image_ids = np.asarray(buffer, dtype=np.int64).T
+            buffer.clear()
+            yield counters, image_ids

@@ -7,9 +7,12 @@ For a threshold ``t``, class ``c`` seen in a fraction ``f(c)`` of the training i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def image_class_ids(dataset, image_id: int) -> set[int]:
@@ -35,6 +38,15 @@ def repeat_factors(classes_per_image: Sequence[set[int]], threshold: float) -> n
                     for c, n in images_with.items()}
     return np.array([max((class_factor[c] for c in classes), default=1.0)
                      for classes in classes_per_image])
+
+
+def dataset_repeat_factors(dataset, threshold: float) -> np.ndarray:
+    """float64[N]: the repeat factor of each image of ``dataset.image_ids`` (logged once)."""
+    image_ids = [int(i) for i in dataset.image_ids]
+    factors = repeat_factors([image_class_ids(dataset, i) for i in image_ids], threshold)
+    logger.info("repeat factors (threshold %g): %d images, %.1f samples per epoch, up to %.2f x",
+                threshold, len(image_ids), factors.sum(), factors.max())
+    return factors
 
 
 def epoch_ids(image_ids: Sequence[int], factors: np.ndarray,

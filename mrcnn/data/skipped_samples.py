@@ -1,8 +1,10 @@
 """Training samples that fail to load: the tally of skips, and a clean interpreter exit.
 
-The tf.data pipeline replaces an image whose file or masks fail to load with the next one that
-loads; :data:`SKIPPED_SAMPLES` counts those skips for the epoch report, and :data:`DRAIN` lets
-the pipeline's worker threads go idle before Python shuts down.
+Both training inputs (``tf.data`` and the ``PyDataset`` loader, through
+:class:`mrcnn.data.sample_builder.SampleBuilder`) replace an image whose file or masks fail to
+load with the next one that loads; :data:`SKIPPED_SAMPLES` counts those skips for the epoch
+report, and :data:`DRAIN` lets the ``tf.data`` pipeline's worker threads go idle before Python
+shuts down.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class SkippedSamples:
         return counts
 
 
-# Shared by every pipeline of the process (training and validation).
+# Shared by every training input of the process (training and validation).
 SKIPPED_SAMPLES = SkippedSamples()
 
 # What a per-image failure can raise; anything else is a bug and stops the run.

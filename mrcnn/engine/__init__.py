@@ -7,7 +7,8 @@
   ``mask_rcnn_<name>_best.h5``; ``schedules``: learning-rate schedules and their callback;
   ``json_files``: JSON written atomically.
 - ``distribute``: ``tf.distribute`` strategies from ``Config.DISTRIBUTION_STRATEGY``;
-  ``training_data``: the ``tf.data`` input of ``MaskRCNN.train()``.
+  ``training_data``: the input of ``MaskRCNN.train()`` (``tf.data``, or the ``PyDataset`` loader
+  without TensorFlow).
 - ``weights``: Matterport-layout ``.h5`` read/write by layer name; ``pretrained`` and
   ``download``: COCO / ImageNet weights, fetched once and cached.
 

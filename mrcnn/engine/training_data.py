@@ -1,18 +1,73 @@
-"""The ``tf.data`` input of ``MaskRCNN.train()``: a prepared Dataset batched, or a tf.data.Dataset
-passed through, with masks as numbers under a distribution strategy."""
+"""The training input of ``MaskRCNN.train()``: a prepared Dataset as ``tf.data`` where
+TensorFlow is installed, else as the backend-neutral ``PyDataset``; an input already made is
+passed through; masks as numbers under a distribution strategy.
+
+TensorFlow is imported only on the ``tf.data`` path, so this module imports without it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import tensorflow as tf
+import keras
 
 from mrcnn.config import Config
-from mrcnn.data.pipeline import build_dataset
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+# What as_training_input can build: the tf.data pipeline or the keras.utils.PyDataset loader.
+INPUT_PIPELINES = ("tf.data", "pydataset")
+
+
+def as_training_input(
+    data: Any,
+    config: Config,
+    pipeline: str | None = None,
+    shuffle: bool = True,
+    augmentation: Any = None,
+    seed: int | None = None,
+    no_augmentation_sources: Sequence[str] | None = None,
+    repeat_factor_threshold: float = 0.0,
+) -> Any:
+    """Training batches for ``keras.Model.fit``, from a prepared mrcnn Dataset.
+
+    pipeline: "tf.data" (:func:`mrcnn.data.pipeline.build_dataset`) or "pydataset"
+    (:class:`mrcnn.data.py_loader.TrainingBatches`, no TensorFlow); None: "tf.data" where
+    TensorFlow is installed, else "pydataset". Both are endless (pass ``steps_per_epoch`` and
+    ``validation_steps`` to ``fit``) and give the same keys, dtypes and shapes, and the same
+    sample for a stream position and image (only the image order differs). ``data`` that is
+    already a ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` is returned as it is. The
+    other arguments are ``build_dataset``'s.
+    """
+    if pipeline is not None and pipeline not in INPUT_PIPELINES:
+        raise ValueError(f"pipeline={pipeline!r}; expected one of {INPUT_PIPELINES} or None")
+    if isinstance(data, keras.utils.PyDataset) or _is_tf_dataset(data):
+        return data
+    if pipeline is None:
+        pipeline = "tf.data" if _tensorflow_installed() else "pydataset"
+    options = dict(shuffle=shuffle, augmentation=augmentation, seed=seed,
+                   no_augmentation_sources=no_augmentation_sources,
+                   repeat_factor_threshold=repeat_factor_threshold)
+    if pipeline == "tf.data":
+        if not _tensorflow_installed():
+            raise ValueError("pipeline='tf.data' needs TensorFlow, which is not installed; use "
+                             "pipeline='pydataset' (or None)")
+        return as_tf_dataset(data, config, **options)
+    from mrcnn.data.py_loader import TrainingBatches
+
+    return TrainingBatches(data, config, **options)
 
 
 def as_tf_dataset(data: Any, config: Config, **kwargs) -> tf.data.Dataset:
     """``data`` if it is a tf.data.Dataset, else ``build_dataset(data, config, **kwargs)``."""
+    import tensorflow as tf
+
+    from mrcnn.data.pipeline import build_dataset
+
     if isinstance(data, tf.data.Dataset):
         return data
     if not hasattr(data, "image_ids") or not hasattr(data, "load_mask"):
@@ -29,6 +84,18 @@ def for_replicas(data: tf.data.Dataset, strategy_kind: str) -> tf.data.Dataset:
     strategy_kind: Config.DISTRIBUTION_STRATEGY; collective ops (``"multi_worker"``) reduce
     no 8-bit type, so masks become int32 there and uint8 elsewhere.
     """
+    import tensorflow as tf
+
     mask_dtype = tf.int32 if strategy_kind == "multi_worker" else tf.uint8
     return data.map(lambda batch: {**batch,
                                    "input_gt_masks": tf.cast(batch["input_gt_masks"], mask_dtype)})
+
+
+def _tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _is_tf_dataset(data: Any) -> bool:
+    """True for a tf.data.Dataset (only possible once TensorFlow has been imported)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
