@@ -232,14 +232,16 @@ class MaskRCNN:
     ) -> keras.callbacks.History:
         """Train until epoch ``epochs`` (cumulative, as in Matterport: a second call continues).
 
-        train_dataset / val_dataset: mrcnn Dataset objects (prepared), or tf.data datasets that
-        yield the batches of :func:`mrcnn.data.pipeline.build_dataset`. layers: heads, 3+, 4+, 5+, all or
-        a regex. augmentation: an albumentations pipeline (or an imgaug augmenter).
+        train_dataset / val_dataset: mrcnn Dataset objects (prepared), or tf.data datasets or
+        ``keras.utils.PyDataset`` s that yield the batches of
+        :func:`mrcnn.data.pipeline.build_dataset`. layers: heads, 3+, 4+, 5+, all or a regex.
+        augmentation: an albumentations pipeline (or an imgaug augmenter).
+        Any Keras backend: TensorFlow trains with its own step and a tf.data input; JAX and
+        PyTorch through Keras's trainers, with tf.data where TensorFlow is installed and
+        :class:`mrcnn.data.py_loader.TrainingBatches` where it is not.
         """
-        _require_tensorflow("train()")
-        from mrcnn.engine.distribute import input_config
         from mrcnn.engine.schedules import StepLearningRate, learning_rate_at, uses_schedule
-        from mrcnn.engine.training_data import as_tf_dataset, for_replicas
+        from mrcnn.engine.training_data import as_training_input, for_replicas
 
         if self.mode != "training":
             raise ValueError("train() needs a model created with mode='training'")
@@ -247,14 +249,18 @@ class MaskRCNN:
             logger.warning("epochs=%d: the model is already at epoch %d; nothing to do",
                            epochs, self.epoch)
         self.set_trainable(layers)
-        data_config = input_config(self.config, self.strategy)
-        train_data = as_tf_dataset(train_dataset, data_config, shuffle=True,
-                                   augmentation=augmentation,
-                                   no_augmentation_sources=no_augmentation_sources,
-                                   repeat_factor_threshold=self.config.REPEAT_FACTOR_THRESHOLD)
+        data_config = self.config
+        if self.strategy is not None:
+            from mrcnn.engine.distribute import input_config
+
+            data_config = input_config(self.config, self.strategy)
+        train_data = as_training_input(train_dataset, data_config, shuffle=True,
+                                       augmentation=augmentation,
+                                       no_augmentation_sources=no_augmentation_sources,
+                                       repeat_factor_threshold=self.config.REPEAT_FACTOR_THRESHOLD)
         val_data = None
         if val_dataset is not None:
-            val_data = as_tf_dataset(val_dataset, data_config, shuffle=True)
+            val_data = as_training_input(val_dataset, data_config, shuffle=True)
 
         kind = self.config.DISTRIBUTION_STRATEGY
         if kind is not None:
@@ -263,7 +269,7 @@ class MaskRCNN:
         write_run_config(self.log_dir, self.config)  # evaluate/detect/export rebuild it
         callbacks = [
             training.SkippedSamplesReport(),  # first: its count reaches TensorBoard's logs
-            keras.callbacks.TensorBoard(log_dir=str(self.log_dir), write_graph=False),
+            *training.tensorboard(self.log_dir),
             training.CheckpointCallback(self.keras_model, self.log_dir, self.config.NAME),
             training.StopOnNonFiniteLoss(self.log_dir),
             *(custom_callbacks or []),

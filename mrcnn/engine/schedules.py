@@ -10,12 +10,12 @@ each of ``LEARNING_RATE_STEPS``) or ``cosine`` (from the base rate to 0 at the l
 from __future__ import annotations
 
 import bisect
+import importlib.util
 import math
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from mrcnn.config import Config
 
@@ -58,7 +58,10 @@ class StepLearningRate(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
-        self._writer = tf.summary.create_file_writer(str(self.log_dir / "train"))
+        if importlib.util.find_spec("tensorflow") is not None:  # it writes the event files
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / "train"))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -66,10 +69,16 @@ class StepLearningRate(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         step = self._epoch * self.steps_per_epoch + batch
         value = self.rate(step)
+        # JAX's trainer holds the variables' values outside them during an epoch: put them
+        # back, so that its next step reads the new rate.
+        getattr(self.model, "jax_state_sync", lambda: None)()
         optimizer = self.model.optimizer
         getattr(optimizer, "inner_optimizer", optimizer).learning_rate.assign(value)
-        with self._writer.as_default():
-            tf.summary.scalar("learning_rate", value, step=step)
+        if self._writer is not None:
+            import tensorflow as tf
+
+            with self._writer.as_default():
+                tf.summary.scalar("learning_rate", value, step=step)
 
     def on_train_end(self, logs=None):
         if self._writer is not None:

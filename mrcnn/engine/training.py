@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import logging
 import math
 import os
@@ -128,6 +129,15 @@ def checkpoint_problem(path: str | Path) -> str | None:
     return None
 
 
+def tensorboard(log_dir: Path) -> list[keras.callbacks.Callback]:
+    """Keras's TensorBoard callback for ``log_dir``, or none where TensorFlow (which writes its
+    event files) is not installed: training goes on, with a warning."""
+    if importlib.util.find_spec("tensorflow") is None:
+        logger.warning("TensorFlow is not installed: no TensorBoard logs in %s", log_dir)
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False)]
+
+
 class CheckpointCallback(keras.callbacks.Callback):
     """Write ``mask_rcnn_<name>_<epoch>.h5`` at the end of every epoch, atomically.
 
@@ -224,12 +234,12 @@ class SkippedSamplesReport(keras.callbacks.Callback):
     """
 
     def on_train_begin(self, logs=None):
-        from mrcnn.data.pipeline import SKIPPED_SAMPLES
+        from mrcnn.data.skipped_samples import SKIPPED_SAMPLES
 
         SKIPPED_SAMPLES.take()  # what earlier runs skipped is not this epoch's
 
     def on_epoch_end(self, epoch, logs=None):
-        from mrcnn.data.pipeline import SKIPPED_SAMPLES
+        from mrcnn.data.skipped_samples import SKIPPED_SAMPLES
 
         counts = SKIPPED_SAMPLES.take()
         total = sum(counts.values())

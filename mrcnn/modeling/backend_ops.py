@@ -57,6 +57,25 @@ def batched_gather(values, indices, batch_dims: int):
     return ops.squeeze(gathered, axis=batch_dims) if one_each else gathered
 
 
+def masked_rows(mask, *values) -> tuple:
+    """The rows ``values[k][b, n]`` where ``mask[b, n]`` (bool[B, N]), flattened over images:
+    (valid bool[M], batch_index int32[M], *rows [M, ...]).
+
+    TensorFlow: only the masked rows (M = their count, all valid), so what runs on them next
+    runs on real rows only. Other backends: every row in order (M = B * N, a fixed shape),
+    ``valid`` the flattened mask, for the caller to weight the others out.
+    """
+    if uses_tensorflow_kernels():
+        import tensorflow as tf
+
+        where = tf.where(mask)
+        rows = [tf.gather_nd(value, where) for value in values]
+        return (tf.ones(tf.shape(where)[:1], tf.bool), tf.cast(where[:, 0], tf.int32), *rows)
+    batch, count = mask.shape[:2]
+    return (ops.reshape(mask, (-1,)), ops.repeat(ops.arange(batch, dtype="int32"), count),
+            *(ops.reshape(value, (-1, *value.shape[2:])) for value in values))
+
+
 def crop_and_resize(images, boxes, box_indices, crop_size: tuple[int, int]):
     """``tf.image.crop_and_resize`` (bilinear, 0 outside the image): images [B, H, W, C],
     boxes [N, 4], box_indices int32[N] -> float32[N, crop_h, crop_w, C]."""

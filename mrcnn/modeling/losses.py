@@ -1,49 +1,58 @@
 """The five Mask R-CNN losses (Matterport's names and definitions), as pure tensor functions.
 
-Each returns a scalar; a loss with nothing to average over (e.g. no positive ROI) is 0, not NaN.
+Written in ``keras.ops`` over fixed shapes: each loss is a masked mean over the entries it
+counts (Matterport gathers them first, a data-dependent shape), so one implementation serves
+every backend. Each returns a float32 scalar; a loss with nothing to average over (e.g. no
+positive ROI) is 0, not NaN.
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
+
+from keras import ops
+
+from mrcnn.modeling.backend_ops import batched_gather
+
+Tensor = Any
 
 
-def smooth_l1(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+def smooth_l1(y_true: Tensor, y_pred: Tensor) -> Tensor:
     """Elementwise smooth-L1 (Huber with delta 1)."""
-    diff = tf.abs(y_true - y_pred)
-    return tf.where(diff < 1.0, 0.5 * diff**2, diff - 0.5)
+    diff = ops.abs(ops.convert_to_tensor(y_true, "float32") - ops.cast(y_pred, "float32"))
+    return ops.where(diff < 1.0, 0.5 * diff**2, diff - 0.5)
 
 
-def _safe_mean(values: tf.Tensor) -> tf.Tensor:
-    return tf.math.divide_no_nan(tf.reduce_sum(values), tf.cast(tf.size(values), values.dtype))
+def masked_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """sum(values * weights) / sum(weights) (weights broadcast to values), 0 where they sum to 0."""
+    weights = ops.broadcast_to(ops.cast(weights, "float32"), ops.shape(values))
+    total = ops.sum(weights)
+    return ops.where(total > 0, ops.sum(values * weights) / ops.maximum(total, 1e-12), 0.0)
 
 
-def rpn_class_loss(rpn_match: tf.Tensor, rpn_logits: tf.Tensor) -> tf.Tensor:
-    """Anchor objectness cross-entropy. rpn_match [B, A] in {1, -1, 0 (ignored)}; logits [B, A, 2]."""
-    rpn_match = tf.reshape(rpn_match, tf.shape(rpn_logits)[:2])
-    used = tf.where(rpn_match != 0)
-    labels = tf.cast(tf.gather_nd(rpn_match, used) == 1, tf.int32)
-    logits = tf.cast(tf.gather_nd(rpn_logits, used), tf.float32)
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return _safe_mean(loss)
+def rpn_class_loss(rpn_match: Tensor, rpn_logits: Tensor) -> Tensor:
+    """Anchor objectness cross-entropy. rpn_match [B, A(, 1)] in {1, -1, 0 (ignored)};
+    logits [B, A, 2]."""
+    rpn_match = ops.reshape(rpn_match, ops.shape(rpn_logits)[:2])
+    labels = ops.cast(rpn_match == 1, "int32")
+    loss = ops.sparse_categorical_crossentropy(labels, ops.cast(rpn_logits, "float32"),
+                                               from_logits=True)
+    return masked_mean(loss, rpn_match != 0)
 
 
-def rpn_bbox_loss(target_deltas: tf.Tensor, rpn_match: tf.Tensor, rpn_deltas: tf.Tensor) -> tf.Tensor:
+def rpn_bbox_loss(target_deltas: Tensor, rpn_match: Tensor, rpn_deltas: Tensor) -> Tensor:
     """Smooth-L1 on positive anchors. target_deltas [B, T, 4] holds each image's positive anchors'
-    deltas in anchor order, zero-padded; rpn_match [B, A]; rpn_deltas [B, A, 4]."""
-    rpn_match = tf.reshape(rpn_match, tf.shape(rpn_deltas)[:2])
-    positive = tf.where(rpn_match == 1)
-    predicted = tf.cast(tf.gather_nd(rpn_deltas, positive), tf.float32)
+    deltas in anchor order, zero-padded; rpn_match [B, A(, 1)]; rpn_deltas [B, A, 4]."""
+    positive = ops.reshape(rpn_match, ops.shape(rpn_deltas)[:2]) == 1
     # The k-th positive anchor of an image pairs with row k of that image's target_deltas.
-    counts = tf.reduce_sum(tf.cast(rpn_match == 1, tf.int32), axis=1)
-    rank = tf.ragged.range(counts).flat_values
-    rank = tf.minimum(rank, tf.shape(target_deltas)[1] - 1)
-    targets = tf.gather_nd(target_deltas, tf.stack([tf.cast(positive[:, 0], tf.int32), rank], 1))
-    return _safe_mean(smooth_l1(tf.cast(targets, tf.float32), predicted))
+    rank = ops.cumsum(ops.cast(positive, "int32"), axis=1) - 1
+    rank = ops.clip(rank, 0, ops.shape(target_deltas)[1] - 1)
+    targets = batched_gather(ops.convert_to_tensor(target_deltas, "float32"), rank, batch_dims=1)
+    return masked_mean(smooth_l1(targets, rpn_deltas), positive[..., None])
 
 
-def mrcnn_class_loss(target_class_ids: tf.Tensor, logits: tf.Tensor, active_class_ids: tf.Tensor,
-                     valid_rois: tf.Tensor, class_weights: tf.Tensor | None = None) -> tf.Tensor:
+def mrcnn_class_loss(target_class_ids: Tensor, logits: Tensor, active_class_ids: Tensor,
+                     valid_rois: Tensor, class_weights: Tensor | None = None) -> Tensor:
     """Classifier cross-entropy over sampled ROIs.
 
     target_class_ids [B, R]; logits [B, R, C]; active_class_ids [B, C] (1 for classes of the
@@ -51,40 +60,40 @@ def mrcnn_class_loss(target_class_ids: tf.Tensor, logits: tf.Tensor, active_clas
     bool (False for zero padding). class_weights [C]: each ROI's loss weighted by its target
     class's weight, and the mean taken over those weights (PyTorch's weighted cross-entropy).
     """
-    logits = tf.cast(logits, tf.float32)
-    predicted = tf.argmax(logits, axis=2, output_type=tf.int32)
-    predicted_active = tf.gather(tf.cast(active_class_ids, tf.float32), predicted, batch_dims=1)
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(target_class_ids, tf.int32), logits=logits
-    )
-    weight = predicted_active * tf.cast(valid_rois, tf.float32)
+    logits = ops.cast(logits, "float32")
+    target_class_ids = ops.cast(target_class_ids, "int32")
+    predicted = ops.cast(ops.argmax(logits, axis=2), "int32")
+    predicted_active = batched_gather(ops.cast(active_class_ids, "float32"), predicted,
+                                      batch_dims=1)
+    loss = ops.sparse_categorical_crossentropy(target_class_ids, logits, from_logits=True)
+    weight = predicted_active * ops.cast(valid_rois, "float32")
     if class_weights is not None:
-        weight *= tf.gather(tf.cast(class_weights, tf.float32), target_class_ids)
-    return tf.math.divide_no_nan(tf.reduce_sum(loss * weight), tf.reduce_sum(weight))
+        weight = weight * ops.take(ops.cast(class_weights, "float32"), target_class_ids)
+    return masked_mean(loss, weight)
 
 
-def mrcnn_bbox_loss(target_deltas: tf.Tensor, target_class_ids: tf.Tensor,
-                    pred_deltas: tf.Tensor) -> tf.Tensor:
-    """Smooth-L1 of the class-specific deltas of positive ROIs. pred_deltas [B, R, C, 4]."""
-    target_class_ids = tf.cast(target_class_ids, tf.int32)
-    positive = tf.where(target_class_ids > 0)
-    classes = tf.gather_nd(target_class_ids, positive)
-    index = tf.concat([tf.cast(positive, tf.int32), classes[:, None]], axis=1)
-    predicted = tf.cast(tf.gather_nd(pred_deltas, index), tf.float32)
-    targets = tf.cast(tf.gather_nd(target_deltas, positive), tf.float32)
-    return _safe_mean(smooth_l1(targets, predicted))
+def mrcnn_bbox_loss(target_deltas: Tensor, target_class_ids: Tensor,
+                    pred_deltas: Tensor) -> Tensor:
+    """Smooth-L1 of the class-specific deltas of positive ROIs. target_deltas [B, R, 4];
+    target_class_ids [B, R] (> 0: positive); pred_deltas [B, R, C, 4]."""
+    target_class_ids = ops.cast(target_class_ids, "int32")
+    predicted = batched_gather(ops.cast(pred_deltas, "float32"), target_class_ids, batch_dims=2)
+    return masked_mean(smooth_l1(target_deltas, predicted), (target_class_ids > 0)[..., None])
 
 
-def mrcnn_mask_loss(target_masks: tf.Tensor, target_class_ids: tf.Tensor,
-                    pred_masks: tf.Tensor) -> tf.Tensor:
+def mrcnn_mask_loss(target_masks: Tensor, target_class_ids: Tensor, pred_masks: Tensor,
+                    valid: Tensor | None = None) -> Tensor:
     """Binary cross-entropy of the class-specific masks of the positive ROIs.
 
-    target_masks [P, h, w]; target_class_ids [P] (each > 0); pred_masks [P, h, w, C]
-    probabilities. The mean over every pixel of every ROI; 0 when P is 0.
+    target_masks [P, h, w]; target_class_ids [P]; pred_masks [P, h, w, C] probabilities;
+    valid bool[P] (default: every row): the rows that are real positives (each with a class
+    id > 0). The mean over every pixel of every valid row; 0 when there is none.
     """
-    classes = tf.cast(target_class_ids, tf.int32)
-    predicted = tf.gather(tf.transpose(pred_masks, [0, 3, 1, 2]), classes, batch_dims=1)
-    predicted = tf.clip_by_value(tf.cast(predicted, tf.float32), 1e-7, 1.0 - 1e-7)
-    targets = tf.cast(target_masks, tf.float32)
-    bce = -(targets * tf.math.log(predicted) + (1.0 - targets) * tf.math.log(1.0 - predicted))
-    return _safe_mean(bce)
+    classes = ops.cast(target_class_ids, "int32")
+    predicted = batched_gather(ops.transpose(ops.cast(pred_masks, "float32"), (0, 3, 1, 2)),
+                               classes, batch_dims=1)
+    predicted = ops.clip(predicted, 1e-7, 1.0 - 1e-7)
+    targets = ops.cast(target_masks, "float32")
+    bce = -(targets * ops.log(predicted) + (1.0 - targets) * ops.log(1.0 - predicted))
+    weights = ops.ones_like(classes) if valid is None else valid
+    return masked_mean(bce, ops.reshape(weights, (-1, 1, 1)))

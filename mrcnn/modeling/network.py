@@ -1,9 +1,10 @@
 """The Mask R-CNN network: builds every stage from a Config and runs training and inference.
 
 This is the one place that reads the Config; it passes explicit arguments to the layers.
-Training losses are computed in ``train_step`` and reported under Matterport's names; the
-training graph is TensorFlow's still (:mod:`mrcnn.modeling.training_step`, imported when the
-network trains), so inference imports no TensorFlow on another backend.
+Training losses (:mod:`mrcnn.modeling.training_losses`) are reported under Matterport's names.
+TensorFlow trains through its own step (:mod:`mrcnn.modeling.training_step`, imported when the
+network trains: inference imports no TensorFlow on another backend); JAX and PyTorch through
+Keras's trainers, with ``call`` giving a training batch's losses and ``compute_loss`` their sum.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from keras import ops
 
 from mrcnn.config import BACKBONE_STAGE_BLOCKS, LOSS_NAMES, Config
 from mrcnn.geometry.anchors import anchors_for_image_shape
-from mrcnn.modeling import box_ops, inspection
+from mrcnn.modeling import box_ops, inspection, training_losses
 from mrcnn.modeling.backbone import build_resnet
 from mrcnn.modeling.detection import DetectionLayer
 from mrcnn.modeling.fpn import build_fpn
@@ -40,7 +41,10 @@ class MaskRCNNNetwork(keras.Model):
     ``masks`` [B, D, mask_h, mask_w, NUM_CLASSES] probabilities.
 
     Training input (``train_step``): the batches of :func:`mrcnn.data.pipeline.build_dataset`
-    (their height and width may change from batch to batch: one trace serves every shape).
+    (their height and width may change from batch to batch: one trace serves every shape on
+    TensorFlow; JAX compiles each shape once). ``call`` on such a batch (it has
+    ``input_gt_class_ids``) returns its five losses, which Keras's trainers on JAX and PyTorch
+    hand to ``compute_loss``.
     """
 
     def __init__(self, config: Config, **kwargs):
@@ -75,9 +79,7 @@ class MaskRCNNNetwork(keras.Model):
                                                 name="ROI_training", **proposal_args)
         self.inference_proposals = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, name="ROI",
                                                  **proposal_args)
-        # ROI sampling for training is TensorFlow code still: other backends only detect.
-        self.detection_targets = (_build_detection_targets(config)
-                                  if keras.backend.backend() == "tensorflow" else None)
+        self.detection_targets = _build_detection_targets(config)
         self.detection = DetectionLayer(
             config.DETECTION_MAX_INSTANCES, config.DETECTION_MIN_CONFIDENCE,
             config.DETECTION_NMS_THRESHOLD, np.ravel(config.BBOX_STD_DEV).tolist(),
@@ -106,8 +108,7 @@ class MaskRCNNNetwork(keras.Model):
         # hold no weights: the whole network is built (Keras checks this before distributing).
         for layer in (self.roi_align_classifier, self.roi_align_mask, self.training_proposals,
                       self.inference_proposals, self.detection_targets, self.detection):
-            if layer is not None:
-                layer.built = True
+            layer.built = True
         self.built = True
 
     # ----------------------------------------------------------------------------------------
@@ -161,6 +162,8 @@ class MaskRCNNNetwork(keras.Model):
     # ----------------------------------------------------------------------------------------
     # Inference
     def call(self, inputs, training=False):
+        if "input_gt_class_ids" in inputs:  # a training batch: its losses
+            return self.compute_losses(inputs, training)
         stages = self.inference_stages(inputs)
         return {"detections": stages["mrcnn_detection"], "masks": stages["mrcnn_mask"]}
 
@@ -216,18 +219,37 @@ class MaskRCNNNetwork(keras.Model):
                          f"{[part.name for part in self.parts]}")
 
     # ----------------------------------------------------------------------------------------
-    # Training (TensorFlow: mrcnn.modeling.training_step, imported on the first step)
+    # Training
     def compute_losses(self, batch, training: bool) -> dict[str, Any]:
         """The five unweighted losses for one training batch (Matterport's names)."""
-        from mrcnn.modeling import training_step
-
-        return training_step.compute_losses(self, batch, training)
+        return training_losses.compute_losses(self, batch, training)
 
     def weight_decay_loss(self) -> Any:
         """Matterport's L2 weight decay over the trainable weights (0 with OPTIMIZER="adamw")."""
+        return training_losses.weight_decay_loss(self)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras's trainers (JAX, PyTorch): ``y_pred`` is ``call``'s five losses of batch ``x``;
+        the total, with the running means of every loss updated."""
+        total, decay = training_losses.total_loss(self, y_pred)
+        training_losses.update_trackers(self, total, decay, y_pred)
+        return total
+
+    def train_step(self, *args):
+        """TensorFlow: :func:`mrcnn.modeling.training_step.train_step` (replica-aware clipping);
+        other backends: Keras's own step (on JAX it takes and returns the training state)."""
+        if keras.backend.backend() != "tensorflow":
+            return super().train_step(*args)
         from mrcnn.modeling import training_step
 
-        return training_step.weight_decay_loss(self)
+        return training_step.train_step(self, *args)
+
+    def test_step(self, *args):
+        if keras.backend.backend() != "tensorflow":
+            return super().test_step(*args)
+        from mrcnn.modeling import training_step
+
+        return training_step.test_step(self, *args)
 
     @contextlib.contextmanager
     def traced_without_xla(self) -> Iterator[None]:
@@ -239,19 +261,9 @@ class MaskRCNNNetwork(keras.Model):
         finally:
             self._inference_trunk = compiled
 
-    def train_step(self, data):
-        from mrcnn.modeling import training_step
-
-        return training_step.train_step(self, data)
-
-    def test_step(self, data):
-        from mrcnn.modeling import training_step
-
-        return training_step.test_step(self, data)
-
 
 def _build_detection_targets(config: Config) -> keras.layers.Layer:
-    """Training's DetectionTargetLayer (TensorFlow ops) from ``config``."""
+    """Training's DetectionTargetLayer from ``config``."""
     from mrcnn.modeling.detection_targets import DetectionTargetLayer
 
     return DetectionTargetLayer(
