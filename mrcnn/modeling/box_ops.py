@@ -54,9 +54,10 @@ def box_refinement(boxes, gt_boxes):
 
 
 def overlaps(boxes1, boxes2):
-    """IoU matrix [N1, N2] between boxes1 [N1, 4] and boxes2 [N2, 4]."""
-    b1 = ops.expand_dims(boxes1, 1)
-    b2 = ops.expand_dims(boxes2, 0)
+    """IoU matrix [..., N1, N2] between boxes1 [..., N1, 4] and boxes2 [..., N2, 4] (leading
+    axes, e.g. a batch, broadcast)."""
+    b1 = ops.expand_dims(boxes1, -2)
+    b2 = ops.expand_dims(boxes2, -3)
     y1 = ops.maximum(b1[..., 0], b2[..., 0])
     x1 = ops.maximum(b1[..., 1], b2[..., 1])
     y2 = ops.minimum(b1[..., 2], b2[..., 2])

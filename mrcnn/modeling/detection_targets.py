@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from mrcnn.modeling import box_ops
+from mrcnn.modeling import backend_ops, box_ops
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -26,22 +30,44 @@ class DetectionTargetLayer(keras.layers.Layer):
     Outputs: rois [B, R, 4], target_class_ids [B, R] int32, target_deltas [B, R, 4]
     (standardized by bbox_std_dev), target_masks [B, max_positives, mask_h, mask_w] in {0, 1},
     with R = rois_per_image; unused slots are zero.
+
+    Which candidates fill the slots when there are more than slots is random. TensorFlow
+    (:func:`backend_ops.uses_tensorflow_kernels`): one image at a time, ``tf.random.shuffle``
+    of the positives and of the negatives (TensorFlow's global seed). Elsewhere: the whole batch
+    at once in ``keras.ops`` with fixed shapes (``jax.jit``-able), the best random keys of the
+    layer's ``keras.random.SeedGenerator`` (``seed``); its state is a non-trainable variable, so
+    a stateless (JAX) training step draws new keys each step. The generator is made with the
+    layer where it samples in ``keras.ops``: on TensorFlow, make the layer inside
+    ``backend_ops.portable_ops()`` to call it there.
     """
 
     def __init__(self, rois_per_image: int, positive_ratio: float, bbox_std_dev: Sequence[float],
-                 mask_shape: Sequence[int], use_mini_mask: bool, **kwargs):
+                 mask_shape: Sequence[int], use_mini_mask: bool, seed: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.rois_per_image = int(rois_per_image)
         self.positive_ratio = float(positive_ratio)
         self.bbox_std_dev = [float(v) for v in bbox_std_dev]
         self.mask_shape = [int(v) for v in mask_shape]
         self.use_mini_mask = bool(use_mini_mask)
+        self.seed = seed
+        # A variable: made only where the layer samples in keras.ops, so that on TensorFlow a
+        # model holds the variables it always did, and a layer made inside a tf.function (as
+        # Matterport's detection_targets_graph is) can be traced again.
+        self.seed_generator = (None if backend_ops.uses_tensorflow_kernels()
+                               else keras.random.SeedGenerator(seed))
+        self.built = True  # nothing depends on the input shapes (stateless_call needs it built)
 
     @property
     def max_positives(self) -> int:
         return int(self.rois_per_image * self.positive_ratio)
 
     def call(self, proposals, gt_class_ids, gt_boxes, gt_masks):
+        if not backend_ops.uses_tensorflow_kernels():
+            outputs = self._portable_targets(proposals, gt_class_ids, gt_boxes, gt_masks)
+            return tuple(ops.stop_gradient(o) for o in outputs)
+        import tensorflow as tf
+
         outputs = tf.map_fn(
             lambda args: self._targets_for_image(*args),
             (proposals, tf.cast(gt_class_ids, tf.int32), tf.cast(gt_boxes, tf.float32),
@@ -59,6 +85,9 @@ class DetectionTargetLayer(keras.layers.Layer):
         return tuple(tf.stop_gradient(o) for o in outputs)
 
     def _targets_for_image(self, proposals, gt_class_ids, gt_boxes, gt_masks):
+        """TensorFlow: one image's targets (data-dependent shapes, padded at the end)."""
+        import tensorflow as tf
+
         proposals, _ = trim_zero_rows(proposals)
         # Padding rows have class id 0. (Their boxes are not zero once normalized, so trimming
         # zero boxes, as Matterport does, would keep them as degenerate "GT" boxes.)
@@ -100,7 +129,8 @@ class DetectionTargetLayer(keras.layers.Layer):
         roi_gt_class_ids = tf.gather(gt_class_ids, assignment)
         deltas = box_ops.box_refinement(positive_rois, roi_gt_boxes) / tf.constant(self.bbox_std_dev)
 
-        masks = self._mask_targets(positive_rois, roi_gt_boxes, tf.gather(gt_masks, assignment))
+        masks = self._mask_targets(positive_rois, roi_gt_boxes, tf.gather(gt_masks, assignment),
+                                   tf.range(tf.shape(positive_rois)[0]))
 
         rois = tf.concat([positive_rois, negative_rois], axis=0)
         padding = self.rois_per_image - tf.shape(rois)[0]
@@ -110,18 +140,93 @@ class DetectionTargetLayer(keras.layers.Layer):
         masks = tf.pad(masks, [(0, self.max_positives - positive_count), (0, 0), (0, 0)])
         return rois, class_ids, deltas, masks
 
-    def _mask_targets(self, rois, roi_gt_boxes, roi_masks):
-        """Crop each positive's GT mask to its ROI and resize to mask_shape, binarized."""
+    def _portable_targets(self, proposals, gt_class_ids, gt_boxes, gt_masks) -> tuple:
+        """keras.ops, fixed shapes: the targets of the whole batch (the class docstring's);
+        G and the mask size h, w must be static."""
+        gt_class_ids = ops.cast(gt_class_ids, "int32")
+        gt_boxes = ops.cast(gt_boxes, "float32")
+        is_gt, is_crowd = gt_class_ids > 0, gt_class_ids < 0  # [B, G]; 0 = padding
+        candidates, usable = _candidates(proposals, gt_boxes, is_gt, self.rois_per_image)
+        overlaps = box_ops.overlaps(candidates, gt_boxes)  # [B, N, G]
+        roi_iou_max = ops.max(ops.where(is_gt[:, None], overlaps, 0.0), axis=-1)
+        crowd_iou_max = ops.max(ops.where(is_crowd[:, None], overlaps, 0.0), axis=-1)
+        chosen, filled, positive_slots = self._sample(
+            usable & (roi_iou_max >= 0.5),
+            usable & (roi_iou_max < 0.5) & (crowd_iou_max < 0.001))
+        rois = ops.where(filled[..., None], backend_ops.batched_gather(candidates, chosen, 1), 0.0)
+
+        # Positives fill the first slots, so their targets need the first max_positives only.
+        positives = self.max_positives
+        positive_slots = positive_slots[:, :positives]
+        chosen_overlaps = backend_ops.batched_gather(overlaps, chosen[:, :positives], 1)
+        # The best GT box of each (the first of equals, as TensorFlow's argmax).
+        assignment = ops.cast(
+            ops.argmax(ops.where(is_gt[:, None], chosen_overlaps, -1.0), axis=-1), "int32")
+        # Slots without a positive get the unit box for ROI and GT: finite deltas and crops.
+        unit = ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0])
+        keep = positive_slots[..., None]
+        positive_rois = ops.reshape(ops.where(keep, rois[:, :positives], unit), (-1, 4))
+        roi_gt_boxes = ops.reshape(
+            ops.where(keep, backend_ops.batched_gather(gt_boxes, assignment, 1), unit), (-1, 4))
+        class_ids = ops.where(positive_slots,
+                              backend_ops.batched_gather(gt_class_ids, assignment, 1), 0)
+        deltas = box_ops.box_refinement(positive_rois, roi_gt_boxes) / ops.convert_to_tensor(
+            self.bbox_std_dev)
+        deltas = ops.where(keep, ops.reshape(deltas, (-1, positives, 4)), 0.0)
+
+        # Each image's masks stand in one list [B * G, h, w]: mask g of image b is b * G + g.
+        count = gt_masks.shape[-1]
+        masks = ops.reshape(ops.transpose(ops.cast(gt_masks, "float32"), (0, 3, 1, 2)),
+                            (-1, *gt_masks.shape[1:3]))
+        image_starts = ops.arange(ops.shape(assignment)[0], dtype="int32")[:, None] * count
+        masks = self._mask_targets(positive_rois, roi_gt_boxes, masks,
+                                   ops.reshape(image_starts + assignment, (-1,)))
+        masks = ops.where(positive_slots[..., None, None],
+                          ops.reshape(masks, (-1, positives, *self.mask_shape)), 0.0)
+        padding = [(0, 0), (0, self.rois_per_image - positives)]
+        return rois, ops.pad(class_ids, padding), ops.pad(deltas, [*padding, (0, 0)]), masks
+
+    def _sample(self, positive, negative) -> tuple:
+        """Random slots for the candidates positive, negative bool[B, N]: (the candidate of each
+        slot int32[B, R], whether it holds one bool[B, R], whether a positive bool[B, R]).
+
+        Up to max_positives positives with the largest random keys, then the negatives with the
+        largest keys in the slots left.
+        """
+        if self.seed_generator is None:
+            raise ValueError(f"{self.name} was made for TensorFlow's kernels and has no seed "
+                             "generator for keras.ops sampling; make it inside "
+                             "backend_ops.portable_ops() to call it there")
+        slot_count, positives = self.rois_per_image, self.max_positives
+        keys = keras.random.uniform(ops.shape(positive), seed=self.seed_generator)
+        _, positive_order = ops.top_k(ops.where(positive, keys, -1.0), positives)
+        _, negative_order = ops.top_k(ops.where(negative, keys, -1.0), slot_count)
+        positive_count = ops.minimum(
+            ops.sum(ops.cast(positive, "int32"), axis=1, keepdims=True), positives)
+        negative_count = ops.minimum(ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True),
+                                     slot_count - positive_count)
+        slots = ops.arange(slot_count, dtype="int32")[None]
+        positive_slots = slots < positive_count
+        order = ops.cast(ops.concatenate([positive_order, negative_order], axis=1), "int32")
+        source = ops.where(positive_slots, slots, positives + slots - positive_count)
+        return (backend_ops.batched_gather(order, source, 1),
+                slots < positive_count + negative_count, positive_slots)
+
+    def _mask_targets(self, rois, roi_gt_boxes, masks, mask_indices):
+        """Crop GT mask ``mask_indices[i]`` of masks [K, h, w] to rois[i] (rois, roi_gt_boxes
+        [N, 4]) and resize to mask_shape, binarized: [N, mask_h, mask_w]."""
         boxes = rois
         if self.use_mini_mask:
             # Mini masks cover the GT box only: express the ROI in the GT box's frame.
-            y1, x1, y2, x2 = tf.unstack(rois, axis=1)
-            gy1, gx1, gy2, gx2 = tf.unstack(roi_gt_boxes, axis=1)
-            gh, gw = gy2 - gy1, gx2 - gx1
-            boxes = tf.stack([(y1 - gy1) / gh, (x1 - gx1) / gw, (y2 - gy1) / gh, (x2 - gx1) / gw], 1)
-        box_ids = tf.range(tf.shape(rois)[0])
-        masks = tf.image.crop_and_resize(tf.expand_dims(roi_masks, -1), boxes, box_ids, self.mask_shape)
-        return tf.round(tf.squeeze(masks, -1))
+            height = roi_gt_boxes[:, 2] - roi_gt_boxes[:, 0]
+            width = roi_gt_boxes[:, 3] - roi_gt_boxes[:, 1]
+            boxes = ops.stack([(rois[:, 0] - roi_gt_boxes[:, 0]) / height,
+                               (rois[:, 1] - roi_gt_boxes[:, 1]) / width,
+                               (rois[:, 2] - roi_gt_boxes[:, 0]) / height,
+                               (rois[:, 3] - roi_gt_boxes[:, 1]) / width], axis=1)
+        crops = backend_ops.crop_and_resize(ops.expand_dims(masks, -1), boxes, mask_indices,
+                                            tuple(self.mask_shape))
+        return ops.round(ops.squeeze(crops, -1))
 
     def get_config(self):
         return {
@@ -131,10 +236,26 @@ class DetectionTargetLayer(keras.layers.Layer):
             "bbox_std_dev": self.bbox_std_dev,
             "mask_shape": self.mask_shape,
             "use_mini_mask": self.use_mini_mask,
+            "seed": self.seed,
         }
 
 
 def trim_zero_rows(boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Drop all-zero padding rows of boxes [N, 4]; returns (boxes, bool[N] kept)."""
+    import tensorflow as tf
+
     non_zeros = tf.cast(tf.reduce_sum(tf.abs(boxes), axis=1), tf.bool)
     return tf.boolean_mask(boxes, non_zeros), non_zeros
+
+
+def _candidates(proposals, gt_boxes, is_gt, min_count: int) -> tuple:
+    """The proposals [B, P, 4] and then the GT boxes [B, G, 4] (normalized) as one candidate
+    list [B, N, 4], zero rows appended to make N >= min_count; and which are real candidates
+    bool[B, N]: non-zero proposals and the GT boxes of instances (is_gt bool[B, G])."""
+    proposals = ops.cast(proposals, "float32")
+    known = proposals.shape[1] is not None and gt_boxes.shape[1] is not None
+    missing = min_count - (proposals.shape[1] + gt_boxes.shape[1] if known else 0)
+    if missing > 0:
+        proposals = ops.pad(proposals, [(0, 0), (0, missing), (0, 0)])
+    usable = ops.concatenate([ops.any(ops.not_equal(proposals, 0.0), axis=-1), is_gt], axis=1)
+    return ops.concatenate([proposals, gt_boxes], axis=1), usable
