@@ -57,6 +57,20 @@ def batched_gather(values, indices, batch_dims: int):
     return ops.squeeze(gathered, axis=batch_dims) if one_each else gathered
 
 
+def top_k(values, k):
+    """``ops.top_k(values, k)`` along the last axis, largest first, with TensorFlow's order
+    among equal values (the lower index first): (values [..., k], int indices [..., k]).
+
+    TensorFlow's and JAX's top-k keep that order; ``torch.topk`` leaves ties in no set order
+    (a fresh model's RPN scores saturate at 1.0 for hundreds of anchors, and which of them
+    become proposals then differs), so on PyTorch a stable descending sort picks them.
+    """
+    if keras.backend.backend() != "torch":
+        return ops.top_k(values, k=k, sorted=True)
+    order = ops.argsort(-values, axis=-1)[..., :k]  # Keras's argsort is stable on PyTorch
+    return ops.take_along_axis(values, order, axis=-1), order
+
+
 def masked_rows(mask, *values) -> tuple:
     """The rows ``values[k][b, n]`` where ``mask[b, n]`` (bool[B, N]), flattened over images:
     (valid bool[M], batch_index int32[M], *rows [M, ...]).

@@ -32,7 +32,7 @@ class DetectionLayer(keras.layers.Layer):
     def call(self, rois, probs, deltas, windows):
         # The best class by top-k, not argmax: Keras's argmax adds bit operations on
         # TensorFlow that ONNX has no op for.
-        scores, class_ids = ops.top_k(probs, k=1)
+        scores, class_ids = backend_ops.top_k(probs, 1)
         scores, class_ids = scores[..., 0], ops.cast(class_ids[..., 0], "int32")
         class_deltas = backend_ops.batched_gather(deltas, class_ids, batch_dims=2)
         class_deltas = class_deltas * ops.convert_to_tensor(self.bbox_std_dev, deltas.dtype)

@@ -43,7 +43,7 @@ class ProposalLayer(keras.layers.Layer):
         count = ops.shape(anchors)[0]  # a tensor only in a TensorFlow graph of unknown shape
         k = (min(self.pre_nms_limit, count) if isinstance(count, int)
              else ops.minimum(self.pre_nms_limit, count))
-        scores, top = ops.top_k(scores, k=k, sorted=True)
+        scores, top = backend_ops.top_k(scores, k)
         deltas = backend_ops.batched_gather(deltas, top, batch_dims=1)
         pre_nms_anchors = ops.take(ops.cast(anchors, deltas.dtype), top, axis=0)
         refined = box_ops.apply_box_deltas(pre_nms_anchors, deltas)

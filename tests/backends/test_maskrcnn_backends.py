@@ -1,9 +1,11 @@
-"""Mask R-CNN inference on JAX (issue 17 item 1): a Matterport-layout ``.h5`` written by the
-TensorFlow build loads by name there, and ``detect()`` finds what TensorFlow found.
+"""Mask R-CNN inference on JAX and PyTorch (issue 17): a Matterport-layout ``.h5`` written by
+the TensorFlow build loads by name there, and ``detect()`` finds what TensorFlow found.
 
 This process (TensorFlow) writes the weights and its detections; ``maskrcnn_checks.py`` runs
-in a ``KERAS_BACKEND=jax`` subprocess and reports how its detections differ: once as here, and
+in a ``KERAS_BACKEND=jax`` or ``torch`` subprocess of this interpreter (so pytest run from an
+environment with torch checks torch) and reports how its detections differ: once as here, and
 once with TensorFlow unimportable, as on the GPU machine (JAX and PyTorch, no TensorFlow).
+A backend that is not installed skips.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ WITHOUT_TENSORFLOW = ("import runpy, sys\n"
                       "sys.argv = [{script!r}, {folder!r}]\n"
                       "runpy.run_path({script!r}, run_name='__main__')\n")
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                                reason="jax is not installed (pip install -e '.[jax]')")
+# The backends besides TensorFlow, each skipped where its package is not installed.
+INSTALL = {"jax": "pip install -e '.[jax]'", "torch": "pip install torch"}
+BACKENDS = [pytest.param(backend, marks=pytest.mark.skipif(
+    importlib.util.find_spec(backend) is None,
+    reason=f"{backend} is not installed ({INSTALL[backend]})")) for backend in INSTALL]
 
 
 def _load_checks():
@@ -51,20 +56,27 @@ def folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request) -> str:
+    """The Keras backend that the subprocess runs."""
+    return request.param
+
+
 @pytest.fixture(scope="module", params=[True, False],
                 ids=["with_tensorflow", "without_tensorflow"])
-def jax_report(folder, request) -> dict:
-    """The checks' report on JAX, TensorFlow installed or blocked (``tensorflow_blocked``)."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+def backend_report(folder, backend, request) -> dict:
+    """The checks' report on ``backend``, TensorFlow installed or blocked
+    (``tensorflow_blocked``)."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
            "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": FAST_XLA}
     command = ([str(CHECKS), str(folder)] if request.param else
                ["-c", WITHOUT_TENSORFLOW.format(script=str(CHECKS), folder=str(folder))])
     process = subprocess.run([sys.executable, *command], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=600)
-    assert process.returncode == 0, f"jax checks failed:\n{process.stderr[-4000:]}"
+    assert process.returncode == 0, f"{backend} checks failed:\n{process.stderr[-4000:]}"
     report = json.loads(process.stdout.strip().splitlines()[-1])
     assert "error" not in report, report["error"]
-    assert report["backend"] == "jax"
+    assert report["backend"] == backend
     return {**report, "tensorflow_blocked": not request.param}
 
 
@@ -77,23 +89,24 @@ def test_reference_has_detections_and_an_image_without(folder):
     assert reference["wide/masks"].shape[:2] == (48, 100)
 
 
-def test_tensorflow_is_unimportable_where_it_is_blocked(jax_report):
+def test_tensorflow_is_unimportable_where_it_is_blocked(backend_report):
     """A block that did not take would leave the run without TensorFlow untested."""
-    assert jax_report["tensorflow_importable"] is not jax_report["tensorflow_blocked"]
+    assert backend_report["tensorflow_importable"] is not backend_report["tensorflow_blocked"]
 
 
-def test_matterport_h5_from_tensorflow_loads_by_name_on_jax(jax_report):
-    """``load_weights(by_name=True)`` on JAX would leave layers of the TensorFlow file unused."""
-    assert jax_report["unused_layers"] == []
+def test_matterport_h5_from_tensorflow_loads_by_name(backend_report):
+    """``load_weights(by_name=True)`` on JAX or PyTorch would leave layers of the TensorFlow
+    file unused."""
+    assert backend_report["unused_layers"] == []
 
 
 @pytest.mark.parametrize("image", checks.DETECTION_NAMES)
-def test_jax_detects_what_tensorflow_detects(jax_report, image):
-    """JAX's proposals, ROIAlign, per-class NMS or mask head would detect other instances than
-    TensorFlow's kernels on the same weights and image (whole or in tiles): other counts or
-    classes, boxes more than 1 px off, scores more than 1e-4 off, or masks overlapping less
-    than 0.99 IoU."""
-    report = jax_report["images"][image]
+def test_backend_detects_what_tensorflow_detects(backend_report, image):
+    """The backend's proposals, ROIAlign, per-class NMS or mask head would detect other
+    instances than TensorFlow's kernels on the same weights and image (whole or in tiles):
+    other counts or classes, boxes more than 1 px off, scores more than 1e-4 off, or masks
+    overlapping less than 0.99 IoU."""
+    report = backend_report["images"][image]
     assert report["found"] == report["expected"], report
     assert report["class_ids_equal"], report
     assert report["box_difference"] <= 1, report
@@ -102,9 +115,9 @@ def test_jax_detects_what_tensorflow_detects(jax_report, image):
 
 
 @pytest.mark.parametrize("method", ["train", "run_graph", "export"])
-def test_tensorflow_only_methods_name_the_backend_they_need(jax_report, method):
-    """train(), run_graph() and export() on JAX would fail deep inside TensorFlow (or train
-    with the wrong step; without TensorFlow, on its import) instead of saying they need
+def test_tensorflow_only_methods_name_the_backend_they_need(backend, backend_report, method):
+    """train(), run_graph() and export() on JAX or PyTorch would fail deep inside TensorFlow (or
+    train with the wrong step; without TensorFlow, on its import) instead of saying they need
     ``KERAS_BACKEND=tensorflow``."""
-    message = jax_report["refusals"][method]
-    assert "needs the TensorFlow backend" in message and "'jax'" in message, message
+    message = backend_report["refusals"][method]
+    assert "needs the TensorFlow backend" in message and f"'{backend}'" in message, message
