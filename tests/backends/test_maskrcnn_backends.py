@@ -114,10 +114,9 @@ def test_backend_detects_what_tensorflow_detects(backend_report, image):
     assert report["mask_iou"] >= 0.99, report
 
 
-@pytest.mark.parametrize("method", ["train", "run_graph", "export"])
+@pytest.mark.parametrize("method", ["run_graph", "export"])
 def test_tensorflow_only_methods_name_the_backend_they_need(backend, backend_report, method):
-    """train(), run_graph() and export() on JAX or PyTorch would fail deep inside TensorFlow (or
-    train with the wrong step; without TensorFlow, on its import) instead of saying they need
-    ``KERAS_BACKEND=tensorflow``."""
+    """run_graph() and export() on JAX or PyTorch would fail deep inside TensorFlow (without
+    TensorFlow, on its import) instead of saying they need ``KERAS_BACKEND=tensorflow``."""
     message = backend_report["refusals"][method]
     assert "needs the TensorFlow backend" in message and f"'{backend}'" in message, message
