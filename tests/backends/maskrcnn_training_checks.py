@@ -22,14 +22,18 @@ from pathlib import Path
 
 import keras
 
-# 32 proposals + up to MAX_GT_INSTANCES (8) GT boxes: the detection targets get a slot for
-# each, positive or not, so every candidate is sampled and the losses (means over the sampled
-# ROIs) do not depend on the backend's random stream. (Config allows at most
+# Every anchor of the 64 px image becomes a proposal (no NMS suppression: threshold 1.0) and
+# every proposal and GT box gets a ROI slot, positive or not: which ROIs train then depends on
+# no top-k or NMS boundary, where float32 differences between two backends' kernels would flip
+# a box in or out, nor on the backend's random stream. (Config allows at most
 # POST_NMS_ROIS_TRAINING slots: the layer is widened after the model is built.)
-POST_NMS_ROIS_TRAINING = 32
-ROOM_FOR_EVERY_ROI = {"rois_per_image": POST_NMS_ROIS_TRAINING + 8, "positive_ratio": 1.0}
+ANCHORS = 1023
+MAX_GT_INSTANCES = 8
+EVERY_ANCHOR = dict(PRE_NMS_LIMIT=ANCHORS, POST_NMS_ROIS_TRAINING=ANCHORS, RPN_NMS_THRESHOLD=1.0,
+                    TRAIN_ROIS_PER_IMAGE=200, MAX_GT_INSTANCES=MAX_GT_INSTANCES)
+ROOM_FOR_EVERY_ROI = {"rois_per_image": ANCHORS + MAX_GT_INSTANCES, "positive_ratio": 1.0}
 STAGES = (("heads", 1), ("all", 2))  # (layers, train until epoch)
-LEARNING_RATE = 0.02
+LEARNING_RATE = 0.002  # small steps: float32 differences between kernels stay small
 STEPS_PER_EPOCH = 3
 
 
@@ -39,9 +43,9 @@ def build_model(folder: Path, tag: str):
 
     keras.utils.set_random_seed(0)
     config = tiny_config(num_classes=4, name="backends", STEPS_PER_EPOCH=STEPS_PER_EPOCH,
-                         VALIDATION_STEPS=1, POST_NMS_ROIS_TRAINING=POST_NMS_ROIS_TRAINING,
-                         TRAIN_ROIS_PER_IMAGE=POST_NMS_ROIS_TRAINING, MAX_GT_INSTANCES=8)
+                         VALIDATION_STEPS=1, **EVERY_ANCHOR)
     model = modellib.MaskRCNN("training", config, str(folder / tag))
+    assert len(model.get_anchors(config.IMAGE_SHAPE)) == ANCHORS
     for name, value in ROOM_FOR_EVERY_ROI.items():
         setattr(model.keras_model.detection_targets, name, value)
     return model

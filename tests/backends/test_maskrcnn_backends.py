@@ -10,42 +10,16 @@ A backend that is not installed skips.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.backends.subprocess_runs import BACKENDS, load_script, run_checks
+
 CHECKS = Path(__file__).with_name("maskrcnn_checks.py")
-# XLA's CPU compiler at full optimization spends most of a tiny model's run compiling.
-FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-# Runs the checks script with None in sys.modules["tensorflow"] before anything imports: every
-# ``import tensorflow`` then raises ImportError and importlib.util.find_spec says it is absent.
-WITHOUT_TENSORFLOW = ("import runpy, sys\n"
-                      "sys.modules['tensorflow'] = None\n"
-                      "sys.argv = [{script!r}, {folder!r}]\n"
-                      "runpy.run_path({script!r}, run_name='__main__')\n")
 
-# The backends besides TensorFlow, each skipped where its package is not installed.
-INSTALL = {"jax": "pip install -e '.[jax]'", "torch": "pip install torch"}
-BACKENDS = [pytest.param(backend, marks=pytest.mark.skipif(
-    importlib.util.find_spec(backend) is None,
-    reason=f"{backend} is not installed ({INSTALL[backend]})")) for backend in INSTALL]
-
-
-def _load_checks():
-    spec = importlib.util.spec_from_file_location("maskrcnn_checks", CHECKS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-checks = _load_checks()
+checks = load_script(CHECKS)
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +41,8 @@ def backend(request) -> str:
 def backend_report(folder, backend, request) -> dict:
     """The checks' report on ``backend``, TensorFlow installed or blocked
     (``tensorflow_blocked``)."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": FAST_XLA}
-    command = ([str(CHECKS), str(folder)] if request.param else
-               ["-c", WITHOUT_TENSORFLOW.format(script=str(CHECKS), folder=str(folder))])
-    process = subprocess.run([sys.executable, *command], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
-    assert process.returncode == 0, f"{backend} checks failed:\n{process.stderr[-4000:]}"
-    report = json.loads(process.stdout.strip().splitlines()[-1])
-    assert "error" not in report, report["error"]
-    assert report["backend"] == backend
+    report = run_checks(CHECKS, [str(folder)], backend,
+                        blocked=() if request.param else ("tensorflow",))
     return {**report, "tensorflow_blocked": not request.param}
 
 

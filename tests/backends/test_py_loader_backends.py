@@ -9,51 +9,28 @@ iterate it with worker threads (``predict``, and ``fit`` over two epochs).
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mrcnn.data.pipeline import build_dataset
+from tests.backends.subprocess_runs import load_script, run_checks
 
-ROOT = Path(__file__).resolve().parents[2]
 CHECKS = Path(__file__).with_name("py_loader_checks.py")
-# As in test_maskrcnn_backends: None in sys.modules["tensorflow"] makes every import of it fail.
-WITHOUT_TENSORFLOW = ("import runpy, sys\n"
-                      "sys.modules['tensorflow'] = None\n"
-                      "sys.argv = [{script!r}, {folder!r}]\n"
-                      "runpy.run_path({script!r}, run_name='__main__')\n")
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                 reason="jax is not installed (pip install -e '.[jax]')")
 
-
-def _load_checks():
-    spec = importlib.util.spec_from_file_location("py_loader_checks", CHECKS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-checks = _load_checks()
+checks = load_script(CHECKS)
 
 
 @pytest.fixture(scope="module")
 def jax_run(tmp_path_factory) -> tuple[dict, Path]:
     """The checks' report on JAX without TensorFlow, and the folder of its batches."""
     folder = tmp_path_factory.mktemp("py_loader")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    command = ["-c", WITHOUT_TENSORFLOW.format(script=str(CHECKS), folder=str(folder))]
-    process = subprocess.run([sys.executable, *command], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert process.returncode == 0, f"loader checks failed:\n{process.stderr[-4000:]}"
-    report = json.loads(process.stdout.strip().splitlines()[-1])
-    assert "error" not in report, report["error"]
+    report = run_checks(CHECKS, [str(folder)], "jax", blocked=("tensorflow",), timeout=300)
     return report, folder
 
 
