@@ -15,8 +15,10 @@ none). Cases at ``--size`` (1024) px:
   and on a batch, float32 and under ``torch.autocast(bfloat16)``, and one SGD training step
   on a batch of ``--batch`` images, in images/s.
 
-Our training on JAX is not measured: the training graph (detection targets, losses) is still
-TensorFlow's (issue 17 item 1). Writes ``benchmarks/results/gpu_jax.json`` (or ``--out``).
+- ``ours_train_batch_*``: one training step (Keras's JAX trainer) on a batch of ``--batch``
+  images from the TensorFlow-free loader, per image, float32 and mixed_bfloat16.
+
+Writes ``benchmarks/results/gpu_jax.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,23 @@ def case_ours_network(size: int, precision: str, repeats: int, batch: int) -> li
     images, metas = np.stack(molded).astype(np.float32), np.stack(metas).astype(np.float32)
     anchors = model.get_anchors(images.shape[1:])
     times = _timed(lambda: model._predict_arrays(images, metas, anchors), repeats, warmup=2)
+    return [t / batch for t in times]
+
+
+def case_ours_train(size: int, precision: str, repeats: int, batch: int) -> list[float]:
+    """One step of ``train()``'s (Keras's trainer on JAX: SGD, clipping, L2 decay, all layers)
+    on a batch of ``batch`` images from the TensorFlow-free loader, seconds per image."""
+    import mrcnn.model as modellib
+    from mrcnn.data.py_loader import TrainingBatches
+
+    config = _our_config(size, "resnet50", TRAIN_CLASSES, IMAGES_PER_GPU=batch,
+                         MIXED_PRECISION=PRECISIONS[precision])
+    model = modellib.MaskRCNN("training", config, "/tmp/gpu_jax_logs")
+    model.set_trainable("all", verbose=0)
+    model._compile(0.001)
+    arrays = TrainingBatches(_shapes_image(size), config, shuffle=False, workers=1)[0]
+    times = _timed(lambda: model.keras_model.train_on_batch(arrays, return_dict=True),
+                   repeats, warmup=2)
     return [t / batch for t in times]
 
 
@@ -142,6 +161,8 @@ CASES = {
     "torchvision_infer_1_bf16": (lambda s, p, r, b: case_torchvision_infer(s, p, r, 1), "bf16"),
     "torchvision_infer_batch_f32": (case_torchvision_infer, "f32"),
     "torchvision_infer_batch_bf16": (case_torchvision_infer, "bf16"),
+    "ours_train_batch_f32": (case_ours_train, "f32"),
+    "ours_train_batch_bf16": (case_ours_train, "bf16"),
     "torchvision_train_batch_f32": (case_torchvision_train, "f32"),
 }
 RATIOS = {  # (ours, torchvision): below 1 is ours faster
@@ -150,6 +171,7 @@ RATIOS = {  # (ours, torchvision): below 1 is ours faster
     "network per image in a batch, float32": ("ours_network_f32", "torchvision_infer_batch_f32"),
     "network per image in a batch, bfloat16": ("ours_network_bf16",
                                                "torchvision_infer_batch_bf16"),
+    "training step per image, float32": ("ours_train_batch_f32", "torchvision_train_batch_f32"),
 }
 
 
