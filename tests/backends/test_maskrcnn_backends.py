@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.backends.subprocess_runs import BACKENDS, load_script, run_checks
+from tests.backends.subprocess_runs import load_script, run_checks
 
 CHECKS = Path(__file__).with_name("maskrcnn_checks.py")
 
@@ -28,12 +28,6 @@ def folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("maskrcnn_backends")
     checks.write_reference(folder)
     return folder
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request) -> str:
-    """The Keras backend that the subprocess runs."""
-    return request.param
 
 
 @pytest.fixture(scope="module", params=[True, False],

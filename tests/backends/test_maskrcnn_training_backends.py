@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mrcnn.config import LOSS_NAMES
-from tests.backends.subprocess_runs import BACKENDS, load_script, run_checks
+from tests.backends.subprocess_runs import load_script, run_checks
 
 CHECKS = Path(__file__).with_name("maskrcnn_training_checks.py")
 TRACKED = ("loss", *LOSS_NAMES, "weight_decay_loss")
@@ -38,12 +38,6 @@ def tensorflow_report(folder) -> dict:
     (measured, with the same weights and batches), more than the backends differ by."""
     return run_checks(CHECKS, [str(folder), "tensorflow"], "tensorflow", blocked=("torch",),
                       timeout=900)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request) -> str:
-    """The Keras backend that the subprocess trains on."""
-    return request.param
 
 
 @pytest.fixture(scope="module", params=[True, False],
