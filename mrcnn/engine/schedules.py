@@ -10,7 +10,6 @@ each of ``LEARNING_RATE_STEPS``) or ``cosine`` (from the base rate to 0 at the l
 from __future__ import annotations
 
 import bisect
-import importlib.util
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import keras
 
 from mrcnn.config import Config
+from mrcnn.engine.training_data import tensorflow_installed
 
 
 def learning_rate_at(config: Config, base: float, total_steps: int) -> Callable[[int], float]:
@@ -58,7 +58,7 @@ class StepLearningRate(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
-        if importlib.util.find_spec("tensorflow") is not None:  # it writes the event files
+        if tensorflow_installed():  # it writes the event files
             import tensorflow as tf
 
             self._writer = tf.summary.create_file_writer(str(self.log_dir / "train"))

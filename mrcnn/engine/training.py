@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import logging
 import math
 import os
@@ -14,6 +13,7 @@ import h5py
 import keras
 import numpy as np
 
+from mrcnn.engine.training_data import tensorflow_installed
 from mrcnn.engine.weights import save_weights_h5, weight_layers
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def checkpoint_problem(path: str | Path) -> str | None:
 def tensorboard(log_dir: Path) -> list[keras.callbacks.Callback]:
     """Keras's TensorBoard callback for ``log_dir``, or none where TensorFlow (which writes its
     event files) is not installed: training goes on, with a warning."""
-    if importlib.util.find_spec("tensorflow") is None:
+    if not tensorflow_installed():
         logger.warning("TensorFlow is not installed: no TensorBoard logs in %s", log_dir)
         return []
     return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False)]

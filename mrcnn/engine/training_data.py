@@ -48,12 +48,12 @@ def as_training_input(
     if isinstance(data, keras.utils.PyDataset) or _is_tf_dataset(data):
         return data
     if pipeline is None:
-        pipeline = "tf.data" if _tensorflow_installed() else "pydataset"
+        pipeline = "tf.data" if tensorflow_installed() else "pydataset"
     options = dict(shuffle=shuffle, augmentation=augmentation, seed=seed,
                    no_augmentation_sources=no_augmentation_sources,
                    repeat_factor_threshold=repeat_factor_threshold)
     if pipeline == "tf.data":
-        if not _tensorflow_installed():
+        if not tensorflow_installed():
             raise ValueError("pipeline='tf.data' needs TensorFlow, which is not installed; use "
                              "pipeline='pydataset' (or None)")
         return as_tf_dataset(data, config, **options)
@@ -91,7 +91,8 @@ def for_replicas(data: tf.data.Dataset, strategy_kind: str) -> tf.data.Dataset:
                                    "input_gt_masks": tf.cast(batch["input_gt_masks"], mask_dtype)})
 
 
-def _tensorflow_installed() -> bool:
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported here (without importing it)."""
     return importlib.util.find_spec("tensorflow") is not None
 
 
