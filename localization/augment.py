@@ -41,6 +41,10 @@ class BoxAugmenter:
             seed=seed,
         )
 
+    def set_random_seed(self, seed: int) -> None:
+        """Reseed the transforms (a seeded input pipeline reseeds it for every sample)."""
+        self.transform.set_random_seed(seed)
+
     def __call__(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         box = np.clip(np.asarray(box, dtype=np.float64), 0.0, 1.0)
         result = self.transform(image=image, bboxes=box[None, :], labels=[0])

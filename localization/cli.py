@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -146,16 +147,18 @@ def command_train(args) -> int:
                       weight_decay=config.WEIGHT_DECAY, jit_compile=config.JIT_COMPILE)
     augmenter = BoxAugmenter(seed=config.SEED, channels=config.CHANNELS) if config.AUGMENT \
         else None
-    repeat = args.steps_per_epoch is not None
+    # An endless stream, an epoch of one pass unless --steps-per-epoch says otherwise: a new
+    # order and new augmentations every epoch on both pipelines (a finite PyDataset has one).
     train_data = build_dataset(*train_arrays, config.BATCH_SIZE, augment=augmenter, shuffle=True,
-                               repeat=repeat, seed=config.SEED)
+                               repeat=True, seed=config.SEED)
+    steps_per_epoch = args.steps_per_epoch or math.ceil(len(train_samples) / config.BATCH_SIZE)
     val_data = build_dataset(*val_arrays, config.BATCH_SIZE)
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
     print(f"classes: {class_names}; {len(train_samples)} train / {len(val_samples)} val samples; "
           f"mean={np.round(mean, 1).tolist()} std={np.round(std, 1).tolist()}")
     history = model.fit(train_data, validation_data=val_data, epochs=args.epochs,
-                        steps_per_epoch=args.steps_per_epoch, verbose=1, shuffle=False,
+                        steps_per_epoch=steps_per_epoch, verbose=1, shuffle=False,
                         callbacks=build_callbacks(logs, patience=config.PATIENCE,
                                                   tensorboard=config.TENSORBOARD))
     path = save_localizer(model, logs / MODEL_FILE, class_names,

@@ -1,8 +1,10 @@
-"""Images and targets for training: loading, resizing, channel statistics, split, tf.data.
+"""Images and targets for training: loading, resizing, channel statistics, split, batches
+(``tf.data`` where TensorFlow is installed, else a ``keras.utils.PyDataset``).
 
 Images are uint8 ``[H, W, C]`` (C: the model's channels, 3 = RGB; read by
 :mod:`localization.images`) resized (cv2 INTER_AREA) to the model input; boxes stay normalized
 xyxy, so resizing does not change them. Statistics are per channel on the 0-255 scale.
+TensorFlow is imported only when a ``tf.data`` pipeline is built.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from localization.annotations import LocalizationSample
 from localization.images import load_image_channels
+from vision_common.input_pipelines import resolve_pipeline
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -122,17 +128,43 @@ def build_dataset(
     shuffle: bool = False,
     repeat: bool = False,
     seed: int | None = None,
-) -> tf.data.Dataset:
-    """tf.data pipeline of ``(image float32 [B, h, w, C] 0-255, {"box": [B, 4], "class": [B]})``.
+    pipeline: str | None = None,
+):
+    """Batches of ``(image float32 [B, h, w, C] 0-255, {"box": [B, 4], "class": [B]})``.
 
     Args:
         images, boxes, classes: arrays from :func:`samples_to_arrays`.
         augment: optional ``(image, box) -> (image, box)`` NumPy callable (e.g. BoxAugmenter).
         shuffle, repeat, seed: reshuffled every epoch when ``shuffle``; endless when ``repeat``.
+        pipeline: "tf.data" (a ``tf.data.Dataset``) or "pydataset"
+            (:class:`localization.batches.LocalizationBatches`, no TensorFlow; ``shuffle``
+            and ``augment`` need ``repeat`` there, and ``augment`` a ``set_random_seed``, as
+            BoxAugmenter has); None picks "tf.data" where TensorFlow is installed.
     """
     if not len(images) == len(boxes) == len(classes):
         raise ValueError(f"got {len(images)} images, {len(boxes)} boxes, {len(classes)} classes; "
                          "expected one box and one class per image")
+    if resolve_pipeline(pipeline) == "pydataset":
+        from localization.batches import LocalizationBatches
+
+        return LocalizationBatches(images, boxes, classes, batch_size, augment=augment,
+                                   shuffle=shuffle, repeat=repeat, seed=seed)
+    return _tf_dataset(images, boxes, classes, batch_size, augment, shuffle, repeat, seed)
+
+
+def augment_pair(augment: Callable, image: np.ndarray,
+                 box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``augment(image, box)`` as ``(uint8 image, float32 box)``, on both pipelines."""
+    new_image, new_box = augment(image, box)
+    return new_image.astype(np.uint8), np.asarray(new_box, dtype=np.float32)
+
+
+def _tf_dataset(images: np.ndarray, boxes: np.ndarray, classes: np.ndarray, batch_size: int,
+                augment: Callable | None, shuffle: bool, repeat: bool,
+                seed: int | None) -> tf.data.Dataset:
+    """:func:`build_dataset`'s ``tf.data`` pipeline."""
+    import tensorflow as tf
+
     height, width, channels = images.shape[1:4]
     dataset = tf.data.Dataset.from_tensor_slices((images, boxes.astype(np.float32),
                                                   classes.astype(np.int32)))
@@ -141,12 +173,9 @@ def build_dataset(
     if repeat:
         dataset = dataset.repeat()
     if augment is not None:
-        def augment_pair(image, box):
-            new_image, new_box = augment(image, box)
-            return new_image.astype(np.uint8), np.asarray(new_box, dtype=np.float32)
-
         def apply(image, box, label):
-            image, box = tf.numpy_function(augment_pair, [image, box], (tf.uint8, tf.float32))
+            image, box = tf.numpy_function(lambda *pair: augment_pair(augment, *pair),
+                                           [image, box], (tf.uint8, tf.float32))
             image.set_shape((height, width, channels))
             box.set_shape((4,))
             return image, box, label

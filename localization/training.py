@@ -17,6 +17,7 @@ from localization.losses import build_localization_losses
 from localization.metrics import MeanBoxIoU
 from localization.optimizer import build_optimizer
 from localization.saving import load_model
+from vision_common.input_pipelines import tensorflow_installed
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +55,17 @@ def compile_localizer(
 
 def build_callbacks(logs_dir: str | Path, *, patience: int = 10, monitor: str = "val_loss",
                     tensorboard: bool = True) -> list[keras.callbacks.Callback]:
-    """Early stopping (best weights restored), CSV history and TensorBoard logs."""
+    """Early stopping (best weights restored), CSV history and TensorBoard logs (where
+    TensorFlow is installed: Keras writes TensorBoard's event files with it)."""
     logs_dir = Path(logs_dir)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.CSVLogger(str(logs_dir / "history.csv")),
     ]
-    if tensorboard:
+    if tensorboard and not tensorflow_installed():
+        logger.info("no TensorBoard logs: Keras writes them with TensorFlow, not installed here")
+    elif tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logs_dir / "tensorboard")))
     return callbacks
 

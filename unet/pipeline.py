@@ -1,24 +1,30 @@
-"""``tf.data`` input pipeline with albumentations augmentation.
+"""Input pipeline with albumentations augmentation: ``tf.data`` where TensorFlow is installed,
+else :class:`unet.batches.SegmentationBatches` (a ``keras.utils.PyDataset``, JAX or PyTorch).
 
 Batches are ``(images float32 (B, H, W, C) raw 0..255, masks float32 (B, h, w, 1) in {0, 1})``;
 ``(h, w) = (H, W)`` except for the unpadded classic U-Net, whose targets are centre-cropped to
 the model's output size. Geometric transforms move image and mask together; photometric ones
 touch the image only. Files that fail to load are skipped (and logged), not fatal.
+TensorFlow is imported only when a ``tf.data`` pipeline is built.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import albumentations as A
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from unet.data import SegmentationSample
 from unet.imaging import ImageReadError, resize_image
 from unet.padding import center_crop
+from vision_common.input_pipelines import resolve_pipeline
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +66,19 @@ def prepare_pair(
     return image.astype(np.float32), mask[..., None].astype(np.float32)
 
 
+def load_pair(sample: SegmentationSample, channels: int, image_hw: tuple[int, int],
+              augmenter: A.Compose | None, target_hw: tuple[int, int]
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``sample`` read and prepared (:func:`prepare_pair`), or None (logged) when its image or
+    mask cannot be read."""
+    try:
+        image, mask = sample.load(channels)
+        return prepare_pair(image, mask, image_hw, augmenter, target_hw)
+    except (ImageReadError, OSError) as error:
+        logger.warning("skipping %s: %s", sample.image_path, error)
+        return None
+
+
 def compute_pixel_stats(
     samples: list[SegmentationSample], channels: int = 3, limit: int = 64
 ) -> tuple[list[float], list[float]]:
@@ -93,29 +112,45 @@ def make_dataset(
     target_hw: tuple[int, int] | None = None,
     heads: int = 1,
     seed: int = 0,
-) -> tf.data.Dataset:
-    """Batched ``tf.data.Dataset`` of ``(images, masks)`` read from ``samples`` on the fly.
+    pipeline: str | None = None,
+):
+    """Batches of ``(images, masks)`` read from ``samples`` on the fly.
 
     ``heads > 1`` repeats the mask once per output (deep-supervision U-Net++). ``repeat``
     repeats whole passes (reshuffled, the last batch of each may be short): with
-    ``steps_per_pass(len(samples), batch_size)`` steps an epoch is one pass. Skipping
-    unreadable files leaves the cardinality unknown, so Keras needs those steps from the caller.
+    ``steps_per_pass(len(samples), batch_size)`` steps an epoch is one pass. pipeline:
+    "tf.data" (a ``tf.data.Dataset``; skipping unreadable files leaves its cardinality unknown,
+    so Keras needs those steps from the caller) or "pydataset" (a
+    :class:`unet.batches.SegmentationBatches`; an unreadable file is replaced by the next sample
+    that reads; ``shuffle`` and ``augment`` need ``repeat`` there); None picks "tf.data" where
+    TensorFlow is installed.
     """
     if not samples:
         raise ValueError("no samples to build a dataset from")
     target_hw = tuple(target_hw or image_hw)
     augmenter = build_augmenter(seed) if augment else None
+    if resolve_pipeline(pipeline) == "pydataset":
+        from unet.batches import SegmentationBatches
+
+        return SegmentationBatches(samples, image_hw, batch_size, channels=channels,
+                                   augmenter=augmenter, shuffle=shuffle, repeat=repeat,
+                                   target_hw=target_hw, heads=heads, seed=seed)
+    return _tf_dataset(samples, image_hw, batch_size, channels, augmenter, shuffle, repeat,
+                       target_hw, heads, seed)
+
+
+def _tf_dataset(samples: list[SegmentationSample], image_hw: tuple[int, int], batch_size: int,
+                channels: int, augmenter: A.Compose | None, shuffle: bool, repeat: bool,
+                target_hw: tuple[int, int], heads: int, seed: int) -> tf.data.Dataset:
+    """:func:`make_dataset`'s ``tf.data`` pipeline."""
+    import tensorflow as tf
 
     def load(index):
-        sample = samples[int(index)]
-        try:
-            image, mask = sample.load(channels)
-            image, mask = prepare_pair(image, mask, image_hw, augmenter, target_hw)
-            return image, mask, True
-        except (ImageReadError, OSError) as error:
-            logger.warning("skipping %s: %s", sample.image_path, error)
+        pair = load_pair(samples[int(index)], channels, image_hw, augmenter, target_hw)
+        if pair is None:
             return (np.zeros((*image_hw, channels), np.float32),
                     np.zeros((*target_hw, 1), np.float32), False)
+        return (*pair, True)
 
     def load_tensor(index):
         image, mask, ok = tf.numpy_function(load, [index], [tf.float32, tf.float32, tf.bool])

@@ -1,7 +1,8 @@
 """Compiling and fitting a U-Net: checkpoints, best model by val Dice, curves, resumption.
 
 Files written under ``logs_dir``: ``best.keras`` (highest val Dice), ``last.keras`` (every
-epoch), ``history.csv``, ``training_curves.png`` and ``tensorboard/``.
+epoch), ``history.csv``, ``training_curves.png`` and ``tensorboard/`` (where TensorFlow is
+installed: Keras writes TensorBoard's event files with it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from unet.losses import get_loss  # noqa: E402
 from unet.metrics import DiceScore, IoUScore  # noqa: E402
+from vision_common.input_pipelines import tensorflow_installed  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +90,15 @@ def fit(
                                       restore_best_weights=True),
         keras.callbacks.CSVLogger(logs_dir / "history.csv", append=initial_epoch > 0),
     ]
-    callbacks.append(keras.callbacks.TensorBoard(logs_dir / "tensorboard", write_graph=False))
+    if tensorflow_installed():
+        callbacks.append(keras.callbacks.TensorBoard(logs_dir / "tensorboard", write_graph=False))
+    else:
+        logger.info("no TensorBoard logs: Keras writes them with TensorFlow, not installed here")
     history = model.fit(
         train_data, validation_data=val_data, epochs=initial_epoch + epochs,
         initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
         validation_steps=validation_steps, callbacks=callbacks, verbose=verbose,
-        shuffle=False,  # tf.data input: make_dataset shuffles; Keras would warn and ignore it
+        shuffle=False,  # make_dataset shuffles; Keras would warn and ignore it
     )
     save_training_curves(logs_dir / "history.csv", logs_dir / "training_curves.png")
     return history

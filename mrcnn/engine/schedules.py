@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 
 from mrcnn.config import Config
-from mrcnn.engine.training_data import tensorflow_installed
+from vision_common.input_pipelines import tensorflow_installed
 
 
 def learning_rate_at(config: Config, base: float, total_steps: int) -> Callable[[int], float]:

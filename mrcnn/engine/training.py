@@ -13,8 +13,8 @@ import h5py
 import keras
 import numpy as np
 
-from mrcnn.engine.training_data import tensorflow_installed
 from mrcnn.engine.weights import save_weights_h5, weight_layers
+from vision_common.input_pipelines import tensorflow_installed
 
 logger = logging.getLogger(__name__)
 

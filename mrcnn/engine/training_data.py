@@ -7,7 +7,6 @@ TensorFlow is imported only on the ``tf.data`` path, so this module imports with
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,13 +14,10 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from mrcnn.config import Config
+from vision_common.input_pipelines import resolve_pipeline
 
 if TYPE_CHECKING:
     import tensorflow as tf
-
-# What as_training_input can build: the tf.data pipeline or the keras.utils.PyDataset loader.
-INPUT_PIPELINES = ("tf.data", "pydataset")
-
 
 def as_training_input(
     data: Any,
@@ -43,19 +39,13 @@ def as_training_input(
     already a ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` is returned as it is. The
     other arguments are ``build_dataset``'s.
     """
-    if pipeline is not None and pipeline not in INPUT_PIPELINES:
-        raise ValueError(f"pipeline={pipeline!r}; expected one of {INPUT_PIPELINES} or None")
+    pipeline = resolve_pipeline(pipeline)
     if isinstance(data, keras.utils.PyDataset) or _is_tf_dataset(data):
         return data
-    if pipeline is None:
-        pipeline = "tf.data" if tensorflow_installed() else "pydataset"
     options = dict(shuffle=shuffle, augmentation=augmentation, seed=seed,
                    no_augmentation_sources=no_augmentation_sources,
                    repeat_factor_threshold=repeat_factor_threshold)
     if pipeline == "tf.data":
-        if not tensorflow_installed():
-            raise ValueError("pipeline='tf.data' needs TensorFlow, which is not installed; use "
-                             "pipeline='pydataset' (or None)")
         return as_tf_dataset(data, config, **options)
     from mrcnn.data.py_loader import TrainingBatches
 
@@ -89,11 +79,6 @@ def for_replicas(data: tf.data.Dataset, strategy_kind: str) -> tf.data.Dataset:
     mask_dtype = tf.int32 if strategy_kind == "multi_worker" else tf.uint8
     return data.map(lambda batch: {**batch,
                                    "input_gt_masks": tf.cast(batch["input_gt_masks"], mask_dtype)})
-
-
-def tensorflow_installed() -> bool:
-    """Whether TensorFlow can be imported here (without importing it)."""
-    return importlib.util.find_spec("tensorflow") is not None
 
 
 def _is_tf_dataset(data: Any) -> bool:

@@ -20,10 +20,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # XLA's CPU compiler at full optimization spends most of a tiny model's run compiling.
 FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-# Runs the script with None in sys.modules[name] for each blocked name before anything imports:
-# every ``import name`` then raises ImportError and importlib.util.find_spec says it is absent.
-BLOCKING = ("import runpy, sys\n"
-            "sys.modules.update(dict.fromkeys({blocked!r}))\n"
+# Runs the script with the blocked top-level packages hidden from Python's path finder before
+# anything imports: ``import name`` raises ModuleNotFoundError, importlib.util.find_spec says
+# None, and the name never enters sys.modules, as where the package is not installed. (None in
+# sys.modules would block the import too, but Keras reads "tensorflow" in sys.modules as
+# "TensorFlow is loaded" and then imports it.)
+BLOCKING = ("import importlib.machinery, runpy, sys\n"
+            "class Hidden:\n"
+            "    @staticmethod\n"
+            "    def find_spec(name, path=None, target=None):\n"
+            "        if name.partition('.')[0] not in {blocked!r}:\n"
+            "            return importlib.machinery.PathFinder.find_spec(name, path, target)\n"
+            "sys.meta_path = [Hidden if finder is importlib.machinery.PathFinder else finder\n"
+            "                 for finder in sys.meta_path]\n"
             "sys.argv = {argv!r}\n"
             "runpy.run_path({script!r}, run_name='__main__')\n")
 
