@@ -18,8 +18,12 @@ demo: install
 	$(PYTHON) samples/shapes.py generate --out logs/demo/images --count 8
 	$(PYTHON) samples/shapes.py detect --logs logs/demo --weights last --image logs/demo/images --out logs/demo/detections
 
+# Two pytest workers (pytest-xdist), each taking whole test files (module fixtures are built
+# once): one process leaves CI's second core idle most of the time. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+
 test: install-test
-	$(PYTHON) -m pytest -m "not slow" -q
+	$(PYTHON) -m pytest -m "not slow" -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test-slow: install-test
 	$(PYTHON) -m pytest -m slow -q
