@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 
-# The input pipelines the U-Net and the localizer can build.
+# The training inputs mrcnn, unet and localization can build.
 INPUT_PIPELINES = ("tf.data", "pydataset")
 
 

@@ -19,6 +19,7 @@ from vision_common.input_pipelines import resolve_pipeline
 if TYPE_CHECKING:
     import tensorflow as tf
 
+
 def as_training_input(
     data: Any,
     config: Config,
