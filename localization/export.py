@@ -39,6 +39,7 @@ from vision_common.export_writers import (
     EXPORT_FORMATS,
     check_export_options,
     check_image,
+    guarded_for_onnx,
     image_spec,
     import_tf2onnx,
     save_saved_model,
@@ -100,7 +101,8 @@ def _save_onnx(serve, spec: tf.TensorSpec, path: Path, opset: int) -> None:
         convert_variables_to_constants_v2,
     )
 
-    function = tf.function(serve, input_signature=[spec]).get_concrete_function()
+    function = tf.function(guarded_for_onnx(serve, spec.shape[-1]),
+                           input_signature=[spec]).get_concrete_function()
     frozen = convert_variables_to_constants_v2(function)
     # Flattened outputs follow the sorted keys of the returned dict.
     names = {tensor.name: key for tensor, key in zip(

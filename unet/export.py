@@ -36,6 +36,7 @@ from vision_common.export_writers import (
     EXPORT_FORMATS,
     check_export_options,
     check_image,
+    guarded_for_onnx,
     image_spec,
     import_tf2onnx,
     save_saved_model,
@@ -92,7 +93,7 @@ def build_serving_function(model: keras.Model, threshold: float = 0.5, checks: b
 
 def _save_onnx(serve, spec: tf.TensorSpec, path: Path, opset: int) -> None:
     tf2onnx = import_tf2onnx()
-    function = tf.function(serve, input_signature=[spec])
+    function = tf.function(guarded_for_onnx(serve, spec.shape[-1]), input_signature=[spec])
     tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset,
                                   output_path=str(path))
 

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 
 __all__ = ["DEFAULT_OPSET", "EXPORT_FORMATS", "check_export_options", "check_image",
-           "image_spec", "import_tf2onnx", "save_saved_model", "save_tflite"]
+           "guarded_for_onnx", "image_spec", "import_tf2onnx", "save_saved_model", "save_tflite"]
 
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 DEFAULT_OPSET = 17
@@ -50,6 +50,23 @@ def check_image(image: tf.Tensor, channels: int) -> tf.Tensor:
             tf.debugging.assert_equal(shape[-1], channels, message=message),
             tf.debugging.assert_positive(shape[:2], message=message)]):
         return tf.ensure_shape(image, (None, None, channels))
+
+
+def guarded_for_onnx(serve: ServingFunction, channels: int, minimum: int = 1) -> ServingFunction:
+    """``serve`` refusing an image with H or W < ``minimum`` in a way ONNX keeps.
+
+    ONNX has no assertion op and tf2onnx drops TensorFlow's, so :func:`check_image` would
+    vanish and such an image would crash a kernel deep inside the graph. Here a Gather,
+    named after what the model expects, reads index 1 of a 1-element tensor when the image is
+    too small: onnxruntime refuses it before anything else runs, and its error names that node.
+    """
+    name = f"image_expected_uint8_HxWx{channels}_with_H_and_W_at_least_{minimum}"
+
+    def guarded(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        too_small = tf.cast(tf.reduce_any(tf.shape(image)[:2] < minimum), tf.int32)
+        return serve(image + tf.gather(tf.zeros([1], image.dtype), too_small[None], name=name))
+
+    return guarded
 
 
 def image_spec(channels: int, size: tuple[int, int] | None = None) -> tf.TensorSpec:

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.config import Config
+from vision_common.export_writers import guarded_for_onnx
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,9 @@ def write_onnx(network: keras.Model, config: Config, path: str | os.PathLike,
                serving_function) -> Path:
     """Convert ``serving_function`` (``image`` -> results, built on ``network``) to ``path``.
 
-    The trunk is traced without XLA: tf2onnx cannot convert inside a compiled cluster.
+    The trunk is traced without XLA: tf2onnx cannot convert inside a compiled cluster. An
+    image smaller than 2x2 is refused by a node named after the expected input
+    (:func:`vision_common.export_writers.guarded_for_onnx`).
     """
     from mrcnn.export.saved_model import ExportError
 
@@ -38,10 +41,11 @@ def write_onnx(network: keras.Model, config: Config, path: str | os.PathLike,
         raise ExportError("format='onnx' needs tf2onnx: pip install -e '.[export]'") from error
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    signature = [tf.TensorSpec([None, None, int(config.IMAGE_CHANNEL_COUNT)], tf.uint8,
-                               name="image")]
+    channels = int(config.IMAGE_CHANNEL_COUNT)
+    signature = [tf.TensorSpec([None, None, channels], tf.uint8, name="image")]
     with network.traced_without_xla():
-        function = tf.function(serving_function, input_signature=signature)
+        function = tf.function(guarded_for_onnx(serving_function, channels, minimum=2),
+                               input_signature=signature)
         temporary = path.with_name(path.name + ".tmp")
         tf2onnx.convert.from_function(
             function, input_signature=signature, opset=ONNX_OPSET, output_path=str(temporary),

@@ -181,7 +181,8 @@ def test_litert_int8_is_smaller_and_keeps_box_and_class(model, images, litert_64
 
 
 def test_onnx_export_runs_in_onnxruntime_and_agrees_with_predict(model, images, tmp_path):
-    """ONNX (tf2onnx, opset 17) keeps the any-size input and the in-graph resize."""
+    """ONNX (tf2onnx, opset 17) keeps the any-size input and the in-graph resize; an empty
+    image is refused by the node named after the expected input, not deep in the resize."""
     onnxruntime = _onnxruntime()
     path = export_localizer(model, tmp_path / "localizer.onnx", "onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -190,6 +191,8 @@ def test_onnx_export_runs_in_onnxruntime_and_agrees_with_predict(model, images, 
     for (_, image, tolerance), prediction in zip(images, predictions, strict=True):
         outputs = dict(zip(names, session.run(None, {"image": image}), strict=True))
         _assert_agrees(outputs, prediction, tolerance)
+    with pytest.raises(Exception, match="image_expected_uint8_HxWx3_with_H_and_W_at_least_1"):
+        session.run(None, {"image": np.zeros((8, 0, 3), np.uint8)})
 
 
 def test_bad_export_arguments_get_a_reason(model, tmp_path):

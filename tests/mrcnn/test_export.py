@@ -252,8 +252,12 @@ def test_onnx_export_agrees_with_detect_in_onnxruntime(onnx_export):
 @pytest.mark.parametrize(("image", "words"), [
     (np.zeros((40, 40, 3), np.float32), ["expected: (tensor(uint8))"]),
     (np.zeros((40, 40, 4), np.uint8), ["image", "index: 2 Got: 4 Expected: 3"]),
+    (np.zeros((0, 40, 3), np.uint8), ["image_expected_uint8_HxWx3_with_H_and_W_at_least_2"]),
+    (np.zeros((40, 1, 3), np.uint8), ["image_expected_uint8_HxWx3_with_H_and_W_at_least_2"]),
 ])
 def test_onnx_refuses_bad_input_at_its_input_saying_what_it_expects(onnx_export, image, words):
+    """An onnxruntime client sending floats, RGBA or an empty image is told what the model
+    expects (ONNX has no assertion op: the size check is a node named after it)."""
     _, onnx_session = onnx_export
     with pytest.raises(Exception) as raised:
         onnx_session.run(None, {"image": image})

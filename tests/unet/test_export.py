@@ -174,7 +174,8 @@ def test_litert_int8_is_smaller_and_its_mask_agrees(model, litert_48x40, tmp_pat
 
 
 def test_onnx_export_runs_in_onnxruntime_and_agrees_with_predict(model, tmp_path):
-    """ONNX (tf2onnx, opset 17) keeps the any-size input and the in-graph resize."""
+    """ONNX (tf2onnx, opset 17) keeps the any-size input and the in-graph resize; an empty
+    image is refused by the node named after the expected input, not deep in the resize."""
     onnxruntime = _onnxruntime()
     path = export_model(model, tmp_path / "unet.onnx", "onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -184,6 +185,8 @@ def test_onnx_export_runs_in_onnxruntime_and_agrees_with_predict(model, tmp_path
         outputs = dict(zip(names, session.run(None, {"image": image}), strict=True))
         np.testing.assert_allclose(outputs["probability"], predict_probability(model, image),
                                    atol=tolerance)
+    with pytest.raises(Exception, match="image_expected_uint8_HxWx3_with_H_and_W_at_least_1"):
+        session.run(None, {"image": np.zeros((0, 8, 3), np.uint8)})
 
 
 def test_models_that_cannot_be_exported_get_a_reason(tmp_path):
