@@ -71,23 +71,32 @@ def _mask_probabilities(network, pooled, training: bool):
                     lambda: ops.zeros([0, *config.MASK_SHAPE, config.NUM_CLASSES]))
 
 
-def weight_decay_loss(network) -> Any:
-    """Matterport's L2: WEIGHT_DECAY * mean(w**2) summed over weights, BN gamma/beta excluded.
+def decayed_variables(network) -> list:
+    """The weights under Matterport's L2 decay: the trainable ones but BN gamma/beta; none
+    with OPTIMIZER="adamw" (its decay is decoupled, in the optimizer) or WEIGHT_DECAY = 0."""
+    config = network.config
+    if config.OPTIMIZER == "adamw" or config.WEIGHT_DECAY == 0:
+        return []
+    return [v for v in network.trainable_variables if v.name not in ("gamma", "beta")]
 
-    0 with OPTIMIZER="adamw": its weight decay is decoupled, in the optimizer.
-    """
-    terms = [ops.mean(ops.square(ops.cast(v, "float32")))
-             for v in network.trainable_variables if v.name not in ("gamma", "beta")]
-    if not terms or network.config.OPTIMIZER == "adamw":
+
+def weight_decay_loss(network) -> Any:
+    """Matterport's L2: WEIGHT_DECAY * mean(w**2) summed over :func:`decayed_variables`."""
+    terms = [ops.mean(ops.square(ops.cast(v, "float32"))) for v in decayed_variables(network)]
+    if not terms:
         return ops.convert_to_tensor(0.0)
     return network.config.WEIGHT_DECAY * ops.sum(ops.stack(terms))
+
+
+def weighted_loss_sum(network, parts: dict[str, Any]) -> Any:
+    """The five losses weighted by LOSS_WEIGHTS, without the decay."""
+    return sum(network.loss_weights[name] * parts[name] for name in LOSS_NAMES)
 
 
 def total_loss(network, parts: dict[str, Any]) -> tuple[Any, Any]:
     """(the weighted sum of the five losses plus the L2 decay, the decay)."""
     decay = network.weight_decay_loss()
-    total = sum(network.loss_weights[name] * parts[name] for name in LOSS_NAMES) + decay
-    return total, decay
+    return weighted_loss_sum(network, parts) + decay, decay
 
 
 def update_trackers(network, total, decay, parts: dict[str, Any]) -> dict[str, Any]:

@@ -113,3 +113,30 @@ def test_a_run_copied_elsewhere_resumes_with_its_optimizer_state(staged_run, tmp
                   custom_callbacks=[probe])
     assert probe.iterations == int(staged_run["config"].STEPS_PER_EPOCH) > 0
     assert len(saved.files) > 1
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_decay_gradient_is_the_derivative_of_matterports_l2_term(staged_run, replicas):
+    """Weights must shrink as under Matterport's loss term WEIGHT_DECAY * mean(w**2), which
+    the TensorFlow step adds to the gradients instead of differentiating it: a wrong factor
+    would decay every weight at another rate without any error."""
+    import tensorflow as tf
+
+    from mrcnn.modeling.training_step import with_decay_gradients
+
+    network = staged_run["model"].keras_model
+    variables = network.trainable_variables
+    with tf.GradientTape() as tape:
+        decay = network.weight_decay_loss()
+    expected = tape.gradient(decay, variables)
+    zeros = [tf.zeros_like(v) for v in variables]
+    added = with_decay_gradients(network, zeros, variables, replicas)
+    excluded = [v.path for v, e in zip(variables, expected, strict=True) if e is None]
+    assert excluded and all(path.endswith(("gamma", "beta")) for path in excluded), excluded
+    for variable, want, got in zip(variables, expected, added, strict=True):
+        if want is None:
+            assert not np.any(got.numpy()), variable.path
+        else:
+            np.testing.assert_allclose(got.numpy() * replicas, want.numpy(), rtol=1e-5,
+                                       atol=1e-12, err_msg=variable.path)
+
