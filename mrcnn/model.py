@@ -212,7 +212,11 @@ class MaskRCNN:
         keras_model and indent were Matterport's recursion into sub-models; every layer of
         this model is considered whatever they are.
         """
-        names = training.set_trainable(self._layers, training.layer_regex(layer_regex))
+        fixed = ()
+        if self.config.FROZEN_BACKBONE_BN:
+            fixed = [layer.name for layer in weight_layers([self.keras_model.backbone]).values()
+                     if isinstance(layer, keras.layers.BatchNormalization)]
+        names = training.set_trainable(self._layers, training.layer_regex(layer_regex), fixed)
         if verbose:
             logger.info("training %d layers matching %r", len(names), layer_regex)
         return names

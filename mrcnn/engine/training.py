@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 import h5py
@@ -45,8 +46,10 @@ def layer_regex(layers: str) -> str:
     return regex
 
 
-def set_trainable(layers_by_name: dict[str, keras.layers.Layer], regex: str) -> list[str]:
-    """Make layers whose name fully matches ``regex`` trainable and freeze the rest.
+def set_trainable(layers_by_name: dict[str, keras.layers.Layer], regex: str,
+                  fixed: Collection[str] = ()) -> list[str]:
+    """Make layers whose name fully matches ``regex`` trainable and freeze the rest, and the
+    ``fixed`` ones whatever their name.
 
     Returns the trainable layer names. Raises ValueError if nothing matches (a typo would
     otherwise silently train nothing).
@@ -54,7 +57,7 @@ def set_trainable(layers_by_name: dict[str, keras.layers.Layer], regex: str) -> 
     pattern = re.compile(regex)
     trainable = []
     for name, layer in layers_by_name.items():
-        layer.trainable = bool(pattern.fullmatch(name))
+        layer.trainable = bool(pattern.fullmatch(name)) and name not in fixed
         if layer.trainable:
             trainable.append(name)
     if not trainable:

@@ -140,3 +140,27 @@ def test_decay_gradient_is_the_derivative_of_matterports_l2_term(staged_run, rep
             np.testing.assert_allclose(got.numpy() * replicas, want.numpy(), rtol=1e-5,
                                        atol=1e-12, err_msg=variable.path)
 
+
+def test_frozen_backbone_batchnorm_keeps_gamma_and_beta_and_trains_the_rest(tmp_path):
+    """FROZEN_BACKBONE_BN (torchvision's FrozenBatchNorm2d): the ResNet's BatchNorm layers
+    stay exactly as loaded while its convolutions and the heads' BatchNorm still learn; a
+    user asking for it must not get Matterport's trained gamma/beta instead."""
+    keras.utils.set_random_seed(5)
+    config = tiny_config(TRAIN_BN=False, FROZEN_BACKBONE_BN=True, STEPS_PER_EPOCH=2)
+    model = modellib.MaskRCNN("training", config, tmp_path)
+    before = _snapshot(model)
+    model.train(_shapes(2, seed=0), None, learning_rate=0.05, epochs=1, layers="all")
+    moved = _moved(before, _snapshot(model))
+    backbone_bn = [n for n in moved if n.split("/")[0].startswith("bn")]
+    assert not backbone_bn, backbone_bn[:5]
+    assert any(n.startswith("res2a_branch2a/") for n in moved)
+    assert any(n.startswith("mrcnn_mask_bn1/") and n.endswith("gamma") for n in moved)
+
+
+def test_frozen_backbone_batchnorm_needs_frozen_statistics():
+    """Freezing gamma/beta while BatchNorm takes batch statistics (TRAIN_BN None/True) is a
+    contradiction: refuse it in the config, naming both fields."""
+    from mrcnn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="FROZEN_BACKBONE_BN.*TRAIN_BN"):
+        tiny_config(TRAIN_BN=True, FROZEN_BACKBONE_BN=True)
