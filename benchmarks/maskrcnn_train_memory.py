@@ -3,13 +3,17 @@
     python benchmarks/maskrcnn_train_memory.py [--size 512] [--batch 1]
 
 The same training step as ``maskrcnn_vs_torchvision.py``'s ``ours_train_r50_<size>`` case
-(R50-FPN, all layers, SGD, frozen BatchNorm, synthetic shapes), each variant in its own process:
-RSS after importing TensorFlow, after building the network, after the optimizer's slots, after
-the first step (the trace) and the peak (VmHWM) over the timed steps. Variants change one
-suspect at a time: the tf.data pipeline one sample at a time (no parallel map, no prefetch),
-TRAIN_ROIS_PER_IMAGE 32 instead of 200 (the heads' activations), the heads preset (no
-backbone gradients or momentum), glibc limited to 2 malloc arenas, oneDNN off, and grappler's
-graph rewrites off. ``--only NAME ...`` runs some of them.
+(R50-FPN, all layers, SGD, BatchNorm statistics frozen, Matterport's trained gamma/beta,
+synthetic shapes), each variant in its own process: RSS after importing TensorFlow, after
+building the network, after the optimizer's slots, after tracing the step, after its first
+execution, after the timed steps, the peak (VmHWM), and how much of the RSS at the end is
+file-backed (RssFile: pages of the frameworks' shared libraries, not allocations). Variants change one suspect at a time:
+the tf.data pipeline one sample at a time (no parallel map, no prefetch), TRAIN_ROIS_PER_IMAGE
+32 instead of 200 (the heads' activations), the heads preset (no backbone gradients or
+momentum), glibc limited to 2 malloc arenas, oneDNN off, grappler's graph rewrites off, and
+FROZEN_BACKBONE_BN (torchvision's FrozenBatchNorm2d) alone, with glibc's mmap threshold at
+1 MiB, and without the L2 decay. Where torchvision is installed, its own step (the peer, with
+FrozenBatchNorm2d) goes through the same phases. ``--only NAME ...`` runs some of them.
 Writes ``benchmarks/results/maskrcnn_train_memory.json`` and prints a table.
 """
 
@@ -22,11 +26,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from maskrcnn_vs_torchvision import TRAIN_CLASSES, _our_config, _shapes_image
+from maskrcnn_vs_torchvision import (
+    TRAIN_CLASSES,
+    _our_config,
+    _shapes_image,
+    torchvision_train_step,
+)
 from provenance import provenance, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "maskrcnn_train_memory.json"
+FILE_BACKED = "file-backed at the end (shared libraries' pages)"
 VARIANTS = {
     "default": {},
     "pipeline: one sample at a time": {"serial_pipeline": True},
@@ -35,6 +45,12 @@ VARIANTS = {
     "MALLOC_ARENA_MAX=2 (glibc arenas)": {"env": {"MALLOC_ARENA_MAX": "2"}},
     "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
     "grappler off (no graph rewrites)": {"grappler_off": True},
+    "FROZEN_BACKBONE_BN=True (gamma/beta too)": {"fields": {"FROZEN_BACKBONE_BN": True}},
+    "frozen BN + MALLOC_MMAP_THRESHOLD_=1 MiB": {
+        "fields": {"FROZEN_BACKBONE_BN": True}, "env": {"MALLOC_MMAP_THRESHOLD_": str(2**20)}},
+    "frozen BN + no L2 decay (WEIGHT_DECAY=0)": {
+        "fields": {"FROZEN_BACKBONE_BN": True, "WEIGHT_DECAY": 0.0}},
+    "torchvision (peer), FrozenBatchNorm2d": {"peer": True},
 }
 
 
@@ -47,6 +63,8 @@ def _status_mib(key: str) -> float:
 
 def run_variant(name: str, size: int, batch: int, steps: int, threads: int) -> dict:
     """Child process: one variant's RSS after each phase, in MiB."""
+    if VARIANTS[name].get("peer"):
+        return run_peer(size, batch, steps, threads)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     phases = {"start": _status_mib("VmRSS")}
     import tensorflow as tf
@@ -59,7 +77,7 @@ def run_variant(name: str, size: int, batch: int, steps: int, threads: int) -> d
     import mrcnn.model as modellib
     from mrcnn.data.pipeline import build_dataset
 
-    phases["import TensorFlow + mrcnn"] = _status_mib("VmRSS")
+    phases["framework imported"] = _status_mib("VmRSS")
     config = _our_config(size, "resnet50", TRAIN_CLASSES, IMAGES_PER_GPU=batch,
                          **variant.get("fields", {}))
     model = modellib.MaskRCNN("training", config, "/tmp/bench_logs")
@@ -74,15 +92,43 @@ def run_variant(name: str, size: int, batch: int, steps: int, threads: int) -> d
         options.autotune.enabled = False
         data = data.with_options(options)
     iterator = iter(data)
-    network = model.keras_model
-    network.make_train_function()
-    network.train_function(iterator)
-    phases["first step (trace)"] = _status_mib("VmRSS")
+    train_step = tf.function(model.keras_model.train_step, reduce_retracing=True)
+    train_step.get_concrete_function(next(iterator))
+    phases["step traced"] = _status_mib("VmRSS")
+    train_step(next(iterator))
+    phases["first step"] = _status_mib("VmRSS")
     for _ in range(steps):
-        network.train_function(iterator)
+        train_step(next(iterator))
     phases["after the steps"] = _status_mib("VmRSS")
     phases["peak (VmHWM)"] = _status_mib("VmHWM")
+    phases[FILE_BACKED] = _status_mib("RssFile")
     return {name: round(value) for name, value in phases.items()}
+
+
+def run_peer(size: int, batch: int, steps: int, threads: int) -> dict:
+    """Child process: the same phases for torchvision's step (its optimizer state is lazy)."""
+    phases = {"start": _status_mib("VmRSS")}
+    import torch
+    import torchvision  # noqa: F401  (its import is part of the framework's cost)
+
+    torch.set_num_threads(threads)
+    phases["framework imported"] = _status_mib("VmRSS")
+    train_step = torchvision_train_step(size, frozen_bn=True, batch=batch)
+    phases["network built"] = _status_mib("VmRSS")
+    train_step()
+    phases["first step"] = _status_mib("VmRSS")
+    for _ in range(steps):
+        train_step()
+    phases["after the steps"] = _status_mib("VmRSS")
+    phases["peak (VmHWM)"] = _status_mib("VmHWM")
+    phases[FILE_BACKED] = _status_mib("RssFile")
+    return {name: round(value) for name, value in phases.items()}
+
+
+def _peer_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchvision") is not None
 
 
 def main() -> int:
@@ -102,6 +148,9 @@ def main() -> int:
         return 0
     results = {}
     for name in args.only or VARIANTS:
+        if VARIANTS[name].get("peer") and not _peer_installed():
+            print(f"{name}: skipped (pip install torch torchvision to compare)", file=sys.stderr)
+            continue
         done = subprocess.run([sys.executable, __file__, "--variant", name, "--size",
                                str(args.size), "--batch", str(args.batch), "--steps",
                                str(args.steps), "--threads", str(args.threads)],
@@ -111,11 +160,11 @@ def main() -> int:
             print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
             continue
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-    phases = list(next(iter(results.values())))
+    phases = list(dict.fromkeys(phase for values in results.values() for phase in values))
     print(f"RSS in MiB, R50-FPN training step at {args.size} px, batch {args.batch}")
-    print(f"{'variant':<34}" + "".join(f"{phase[:14]:>16}" for phase in phases))
+    print(f"{'variant':<42}" + "".join(f"{phase[:14]:>16}" for phase in phases))
     for name, values in results.items():
-        print(f"{name:<34}" + "".join(f"{values[phase]:>16}" for phase in phases))
+        print(f"{name:<42}" + "".join(f"{values.get(phase, '-'):>16}" for phase in phases))
     write_report(args.out, {"benchmark": "maskrcnn_train_memory", "size": args.size,
                             "batch": args.batch, "steps": args.steps, "variants": results,
                             "machine": provenance()})

@@ -9,8 +9,10 @@ Cases: inference at 512x512 and 1024x1024 (batch 1, score threshold 0, 100 detec
 pasted at full size), ours with ResNet-101 too, ours without XLA (JIT_COMPILE=False), and both
 in bfloat16 at 1024 (ours MIXED_PRECISION=mixed_bfloat16, torchvision under torch.autocast);
 one training step at 512x512 (batch 1, SGD with
-momentum, gradient clip 5; BatchNorm frozen for both, and trained for torchvision) and at
-1024x1024 with batch 2 (frozen BatchNorm); our input
+momentum, gradient clip 5; BatchNorm frozen for both, FrozenBatchNorm2d and our
+FROZEN_BACKBONE_BN; ours also with Matterport's trained gamma/beta, torchvision's also with
+trained BatchNorm) and at 1024x1024 with batch 2 (the same, without torchvision's trained
+BatchNorm); our input
 pipeline (decode, augment-free molding, RPN targets) in images/s at 512x512.
 Writes ``benchmarks/results/maskrcnn_vs_torchvision.json`` and prints a table.
 """
@@ -77,11 +79,11 @@ def case_ours_inference(size: int, backbone: str, repeats: int, **fields) -> lis
     return _timed(lambda: model.detect([image]), repeats, warmup=2)
 
 
-def case_ours_train(size: int, repeats: int, batch: int = 1) -> list[float]:
+def case_ours_train(size: int, repeats: int, batch: int = 1, **fields) -> list[float]:
     import mrcnn.model as modellib
     from mrcnn.data.pipeline import build_dataset
 
-    config = _our_config(size, "resnet50", TRAIN_CLASSES, IMAGES_PER_GPU=batch)
+    config = _our_config(size, "resnet50", TRAIN_CLASSES, IMAGES_PER_GPU=batch, **fields)
     model = modellib.MaskRCNN("training", config, "/tmp/bench_logs")
     model.set_trainable("all", verbose=0)
     model._compile(0.001)
@@ -137,7 +139,8 @@ def case_torchvision_inference(size: int, repeats: int, bfloat16: bool = False) 
     return _timed(step, repeats, warmup=2)
 
 
-def case_torchvision_train(size: int, frozen_bn: bool, repeats: int, batch: int = 1) -> list[float]:
+def torchvision_train_step(size: int, frozen_bn: bool, batch: int = 1):
+    """torchvision's training step on the synthetic shapes sample: model, SGD, one callable."""
     import torch
 
     model = _torchvision_model(frozen_bn=frozen_bn, size=size, num_classes=TRAIN_CLASSES).train()
@@ -160,7 +163,11 @@ def case_torchvision_train(size: int, frozen_bn: bool, repeats: int, batch: int 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
 
-    return _timed(step, repeats, warmup=2)
+    return step
+
+
+def case_torchvision_train(size: int, frozen_bn: bool, repeats: int, batch: int = 1) -> list[float]:
+    return _timed(torchvision_train_step(size, frozen_bn, batch), repeats, warmup=2)
 
 
 CASES = {
@@ -174,10 +181,13 @@ CASES = {
     "ours_infer_r50_1024_bf16": lambda r: case_ours_inference(
         1024, "resnet50", r, MIXED_PRECISION="mixed_bfloat16"),
     "torchvision_infer_r50_1024_bf16": lambda r: case_torchvision_inference(1024, r, True),
-    "ours_train_r50_512_frozen_bn": lambda r: case_ours_train(512, r),
+    "ours_train_r50_512_frozen_bn": lambda r: case_ours_train(512, r, FROZEN_BACKBONE_BN=True),
+    "ours_train_r50_512_matterport_bn": lambda r: case_ours_train(512, r),
     "torchvision_train_r50_512_frozen_bn": lambda r: case_torchvision_train(512, True, r),
     "torchvision_train_r50_512_bn": lambda r: case_torchvision_train(512, False, r),
-    "ours_train_r50_1024_batch2_frozen_bn": lambda r: case_ours_train(1024, r, batch=2),
+    "ours_train_r50_1024_batch2_frozen_bn": lambda r: case_ours_train(
+        1024, r, batch=2, FROZEN_BACKBONE_BN=True),
+    "ours_train_r50_1024_batch2_matterport_bn": lambda r: case_ours_train(1024, r, batch=2),
     "torchvision_train_r50_1024_batch2_frozen_bn": lambda r: case_torchvision_train(
         1024, True, r, batch=2),
     "ours_pipeline_512_per_image": lambda r: case_ours_pipeline(512, r),
@@ -191,6 +201,8 @@ RATIOS = {
                                                    "torchvision_infer_r50_1024_bf16"),
     "train step 512 frozen BN (ours/torchvision)": ("ours_train_r50_512_frozen_bn",
                                                     "torchvision_train_r50_512_frozen_bn"),
+    "train step 512 trained BN (ours Matterport's/torchvision)": (
+        "ours_train_r50_512_matterport_bn", "torchvision_train_r50_512_bn"),
     "train step 1024 batch 2 frozen BN (ours/torchvision)": (
         "ours_train_r50_1024_batch2_frozen_bn", "torchvision_train_r50_1024_batch2_frozen_bn"),
     "pipeline time / train step time (ours)": ("ours_pipeline_512_per_image",
